@@ -1,0 +1,74 @@
+"""Entry point of the ``pointlens`` command.
+
+Each subcommand lives in its own module ``pointlens.cli.<name>`` exposing ``register(subparsers)`` (adds its
+parser, with help text and an example) and ``run(args) -> int``. Errors raised on purpose
+(:class:`pointlens.errors.PointlensError`) become one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from pointlens.errors import PointlensError
+
+# Subcommand modules, in the order ``pointlens --help`` lists them.
+COMMANDS = [
+    "demo",
+    "data",
+    "train",
+    "evaluate",
+    "explain",
+    "drop",
+    "metrics",
+    "recon",
+    "benchmark",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser with every available subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="pointlens",
+        description="pointlens: what does my 3D network look at, and can I trust that answer?",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'pointlens <command> --help' for a command's options and an example.",
+    )
+    from pointlens import __version__
+
+    parser.add_argument("--version", action="version", version=f"pointlens {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+    for name in COMMANDS:
+        try:
+            mod = importlib.import_module(f"pointlens.cli.{name.replace('-', '_')}")
+        except ModuleNotFoundError as e:
+            if e.name == f"pointlens.cli.{name.replace('-', '_')}":
+                continue  # not built yet
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 bad input, 130 interrupted)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    from pointlens.utils.progress import set_quiet
+
+    set_quiet(getattr(args, "quiet", False))
+    try:
+        return int(args.func(args) or 0)
+    except PointlensError as e:
+        print(f"pointlens {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"pointlens {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Shared helpers: validation, atomic IO and run folders, progress bars, seeding."""

@@ -1,0 +1,112 @@
+"""One validation helper for every entry point, so bad input gives the same clear error everywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import torch
+
+from pointlens.errors import bad_argument
+
+
+def as_points(points, name: str = "points", *, batched: bool = True, allow_extra_channels: bool = False,
+              finite: bool = True) -> torch.Tensor:
+    """Check and convert a point cloud (or batch) to a float32 tensor.
+
+    Args:
+        points: array-like of shape ``(B, N, 3)`` (``(N, 3)`` is accepted and given a batch dimension when
+            ``batched``); with ``allow_extra_channels`` any ``(B, N, D)`` with ``D >= 3``.
+        name: the argument's name, used in the error message.
+        batched: return ``(B, N, 3)``; if False, expect and return ``(N, 3)``.
+        allow_extra_channels: accept ``D > 3`` channels (xyz first).
+        finite: refuse NaN or infinite coordinates.
+
+    Returns:
+        ``torch.Tensor`` float32 of shape ``(B, N, D)`` (or ``(N, D)`` when not batched).
+
+    Raises:
+        InvalidArgumentError: wrong type, rank, channel count, empty cloud or non-finite values.
+    """
+    if isinstance(points, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(points))
+    elif isinstance(points, torch.Tensor):
+        t = points
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(points, dtype=np.float32))
+        except Exception:
+            raise bad_argument(name, type(points).__name__, "a tensor or array of shape (B, N, 3)") from None
+    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
+        raise bad_argument(name, f"dtype {t.dtype}", "floating point coordinates")
+    want = "(B, N, 3)" if batched else "(N, 3)"
+    if batched and t.dim() == 2:
+        t = t.unsqueeze(0)
+    if t.dim() != (3 if batched else 2):
+        raise bad_argument(name, f"a tensor of shape {tuple(t.shape)}", f"shape {want}")
+    d = t.shape[-1]
+    if d < 3 or (d != 3 and not allow_extra_channels):
+        hint = " (for (B, 3, N) models wrap them with pointlens.models.ChannelsFirst)" if t.shape[-2] == 3 else ""
+        raise bad_argument(name, f"shape {tuple(t.shape)}", f"shape {want} with xyz in the last dimension{hint}")
+    if t.shape[-2] == 0:
+        raise bad_argument(name, f"shape {tuple(t.shape)}", "at least one point per cloud")
+    if t.dtype != torch.float32:
+        t = t.float()
+    if finite and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).any(dim=-1).sum())
+        raise bad_argument(name, f"{bad} point(s) with NaN or infinite coordinates",
+                           "finite coordinates (drop or repair those points first)")
+    return t
+
+
+def check_choice(name: str, value, choices: Iterable):
+    """Return ``value`` if it is one of ``choices``, else raise a clear error listing them."""
+    choices = list(choices)
+    if value not in choices:
+        raise bad_argument(name, value, "one of " + ", ".join(map(str, choices)))
+    return value
+
+
+def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """Return ``value`` as ``int`` after checking it is an integer within ``[minimum, maximum]``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise bad_argument(name, value, "an integer")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise bad_argument(name, value, f"an integer >= {minimum}")
+    if maximum is not None and value > maximum:
+        raise bad_argument(name, value, f"an integer <= {maximum}")
+    return value
+
+
+def check_float(name: str, value, *, minimum: float | None = None, maximum: float | None = None,
+                strict_min: bool = False) -> float:
+    """Return ``value`` as ``float`` after checking it is a finite number within the bounds."""
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        raise bad_argument(name, value, "a number") from None
+    if not np.isfinite(f):
+        raise bad_argument(name, value, "a finite number")
+    if minimum is not None and (f <= minimum if strict_min else f < minimum):
+        raise bad_argument(name, value, f"a number {'>' if strict_min else '>='} {minimum}")
+    if maximum is not None and f > maximum:
+        raise bad_argument(name, value, f"a number <= {maximum}")
+    return f
+
+
+def as_target(target, batch: int, num_classes: int | None = None, name: str = "target") -> torch.Tensor | None:
+    """Normalise a class target: ``None``, an int, or a sequence/tensor of ``B`` ints -> ``(B,)`` long or None."""
+    if target is None:
+        return None
+    t = torch.as_tensor(target)
+    if t.is_floating_point():
+        raise bad_argument(name, f"dtype {t.dtype}", "integer class indices")
+    t = t.long().reshape(-1)
+    if t.numel() == 1:
+        t = t.expand(batch).clone()
+    if t.numel() != batch:
+        raise bad_argument(name, f"{t.numel()} targets", f"one target or {batch} (one per cloud)")
+    if num_classes is not None and (t.min() < 0 or t.max() >= num_classes):
+        raise bad_argument(name, t.tolist()[:8], f"class indices in [0, {num_classes - 1}]")
+    return t
