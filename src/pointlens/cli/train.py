@@ -1,0 +1,89 @@
+"""``pointlens train``: train a classifier on a data spec and write a resumable run folder."""
+
+from __future__ import annotations
+
+import time
+
+from pointlens.cli.common import add_data_options, add_output_options, add_parser, add_seed_device, print_json
+from pointlens.errors import bad_argument
+
+
+def register(sub) -> None:
+    p = add_parser(sub, "train", "train a point-cloud classifier (PointNet, PointNet++, DGCNN)",
+                   "pointlens train --model pointnet --data shapeparts --epochs 30 --out runs/pointnet")
+    p.add_argument("--model", default="pointnet", help="model name: pointnet, pointnet2 or dgcnn (default pointnet)")
+    add_data_options(p, split_default="train")
+    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    p.add_argument("--batch-size", type=int, default=32, help="clouds per step (default 32)")
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, cosine decay (default 1e-3)")
+    p.add_argument("--no-augment", action="store_true", help="disable jitter/scale/shift augmentation")
+    p.add_argument("--rotate", action="store_true", help="add random up-axis rotation to the augmentation")
+    p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra model option, e.g. k=10 or dropout=0.5 (repeatable)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    add_seed_device(p)
+    add_output_options(p)
+    p.set_defaults(func=run)
+
+
+def parse_model_options(items: list[str]) -> dict:
+    """``["k=10", "dropout=0.5"]`` -> ``{"k": 10, "dropout": 0.5}`` (ints, floats, booleans, strings)."""
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise bad_argument("--model-option", item, "KEY=VALUE")
+        k, v = item.split("=", 1)
+        low = v.lower()
+        if low in ("true", "false"):
+            out[k] = low == "true"
+            continue
+        for cast in (int, float):
+            try:
+                out[k] = cast(v)
+                break
+            except ValueError:
+                continue
+        else:
+            out[k] = v
+    return out
+
+
+def run(args) -> int:
+    from pointlens.data import load_dataset
+    from pointlens.training import TrainConfig, evaluate, train
+    from pointlens.utils.io import RunFolder
+
+    aug = {} if args.no_augment else {"rotate": args.rotate, "jitter": True, "scale": True, "shift": True}
+    cfg = TrainConfig(model=args.model, model_kwargs=parse_model_options(args.model_option), epochs=args.epochs,
+                      batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=aug)
+    cfg.validate()
+    common = dict(num_points=args.points, sampling=args.sampling, seed=args.seed)
+    train_set = load_dataset(args.data, split="train" if args.split == "train" else args.split,
+                             limit=args.limit, **common)
+    test_set = load_dataset(args.data, split="test", **common) if args.split == "train" else None
+    if test_set is not None and len(test_set) == 0:
+        test_set = None
+    folder = RunFolder(args.out, "train", vars_for_config(args), seed=args.seed)
+    folder.write_config()
+    t0 = time.perf_counter()
+    result = train(cfg, train_set, test_set, out_dir=folder.path, resume=args.resume, device=args.device)
+    metrics = {"model": args.model, "epochs": cfg.epochs, "train_clouds": len(train_set),
+               "train_seconds": result.train_seconds, "wall_seconds": time.perf_counter() - t0,
+               "clouds_per_second": len(train_set) * cfg.epochs / max(result.train_seconds, 1e-9)}
+    if test_set is not None:
+        ev = evaluate(result.model, test_set, device=args.device)
+        metrics["test"] = ev.to_dict()
+    metrics["history"] = result.history
+    folder.write_metrics(metrics)
+    if args.json:
+        print_json({k: v for k, v in metrics.items() if k != "history"})
+    elif not args.quiet:
+        acc = metrics.get("test", {}).get("accuracy")
+        print(f"trained {args.model} for {cfg.epochs} epochs in {result.train_seconds:.0f} s"
+              + (f"; test accuracy {acc:.4f}" if acc is not None else "") + f"; run folder {folder.path}")
+    return 0
+
+
+def vars_for_config(args) -> dict:
+    """The parsed arguments as a JSON-safe dict (without the handler function)."""
+    return {k: v for k, v in vars(args).items() if k != "func"}
