@@ -65,6 +65,11 @@ def main(argv=None) -> int:
     except PointlensError as e:
         print(f"pointlens {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `pointlens ... --json | head`
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print(f"pointlens {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -45,6 +45,8 @@ class PointCloudDataset:
 
     def __post_init__(self):
         self.points = np.ascontiguousarray(self.points, dtype=np.float32)
+        if self.normals is not None:
+            self.normals = np.ascontiguousarray(self.normals, dtype=np.float32)
         if self.points.ndim != 3 or self.points.shape[-1] != 3:
             raise bad_argument("points", f"shape {self.points.shape}", "(M, N, 3)")
         m = len(self.points)

@@ -1,0 +1,142 @@
+"""The one data-spec loader: ``load_dataset("modelnet40-h5:/data/modelnet40_ply_hdf5_2048", split="test")``.
+
+Spec forms (see docs/data.md):
+
+* ``shapeparts[:key=value,...]`` — the synthetic ShapeParts generator (options passed to
+  ``pointlens.data.shapeparts.generate_from_options``);
+* ``modelnet40-h5:PATH`` — the ``modelnet40_ply_hdf5_2048`` folder;
+* ``modelnet40-txt:PATH`` — the ``modelnet40_normal_resampled`` folder;
+* ``meshes:PATH`` — a folder of OFF/PLY/OBJ meshes, one sub-folder per class;
+* ``npz:PATH`` — a generic ``.npz``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pointlens.data import readers
+from pointlens.data.dataset import PointCloudDataset
+from pointlens.data.transforms import SAMPLING_METHODS, normalize_unit_sphere, sample_indices
+from pointlens.errors import bad_argument
+from pointlens.utils.validate import check_choice, check_int
+
+KINDS = ("shapeparts", "modelnet40-h5", "modelnet40-txt", "meshes", "npz")
+SPEC_FORMS = "shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, meshes:PATH or npz:PATH"
+MESH_FPS_OVERSAMPLE = 4  # meshes with sampling='fps': area-sample this many times num_points, then FPS
+
+
+def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
+    """Split a data spec into its kind, path and options.
+
+    Args:
+        spec: ``kind[:rest]``; for ``shapeparts`` the rest is ``key=value`` pairs separated by commas, for the
+            other kinds it is a path (which may itself contain ``:``). The kind is case-insensitive.
+
+    Returns:
+        ``(kind, path, options)``: ``path`` is None for ``shapeparts``; ``options`` is empty for path kinds.
+
+    Raises:
+        InvalidArgumentError: not a string, unknown kind (the message lists the valid forms), a path kind
+            without a path, or an option without ``=``.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise bad_argument("spec", spec, SPEC_FORMS)
+    head, sep, rest = spec.strip().partition(":")
+    kind = head.strip().lower()
+    if kind not in KINDS:
+        raise bad_argument("spec", spec, f"one of the forms {SPEC_FORMS} (unknown kind {kind!r})")
+    if kind == "shapeparts":
+        options: dict[str, str] = {}
+        for item in rest.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, eq, value = item.partition("=")
+            if not eq or not key.strip():
+                raise bad_argument("spec", spec, "shapeparts options as key=value pairs separated by commas, "
+                                   "e.g. shapeparts:n=500,noise=0.01")
+            options[key.strip()] = value.strip()
+        return kind, None, options
+    if not rest.strip():
+        raise bad_argument("spec", spec, f"{kind}:PATH (a path after the colon)")
+    return kind, rest.strip(), {}
+
+
+def _load_shapeparts(options: dict[str, str]) -> PointCloudDataset:
+    from pointlens.data.shapeparts import generate_from_options
+
+    return generate_from_options(dict(options))
+
+
+def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 1024, sampling: str = "first",
+                 normalize: bool = True, seed: int = 0, limit: int | None = None) -> PointCloudDataset:
+    """Load a dataset from a spec, take ``num_points`` points per cloud and normalise them.
+
+    Steps: read the ``split`` (the first ``limit`` clouds of it), sample ``num_points`` per cloud with
+    ``sampling`` (every per-point array — normals, parts, gt_mask, instance — follows the kept points), then
+    (``normalize``) centre each cloud on the mean of its sampled points and scale it to the unit sphere
+    (max norm 1). Sampling happens BEFORE normalisation. Meshes are sampled by area (``num_points`` samples;
+    ``4 * num_points`` followed by FPS when ``sampling='fps'``). For ``shapeparts`` without a ``points``
+    option the generator is asked for ``num_points`` points.
+
+    Args:
+        spec: see :func:`parse_spec` and docs/data.md.
+        split: ``train``, ``test``, ``all`` or None (= all).
+        num_points: points per cloud (>= 1, at most what the clouds have).
+        sampling: ``first`` (file order), ``random`` (seeded subset) or ``fps`` (farthest point sampling).
+        normalize: centre + unit-sphere scaling (on by default; the convention of the pretrained models).
+        seed: seed of random sampling and mesh area sampling.
+        limit: keep only the first ``limit`` clouds of the split.
+
+    Returns:
+        PointCloudDataset with ``points (M, num_points, 3)``; ``meta`` records spec, kind, path, split,
+        num_points, sampling, seed, limit, normalization (``'unit_sphere'`` or ``'none'``) and source_points.
+
+    Raises:
+        InvalidArgumentError: bad spec or argument; more points than the clouds have (the message gives the
+            largest possible value).
+        DataError: missing, truncated or corrupt files, NaN coordinates (naming the file).
+    """
+    kind, path, options = parse_spec(spec)
+    check_choice("split", split, readers.SPLITS)
+    num_points = check_int("num_points", num_points, minimum=1)
+    sampling = check_choice("sampling", sampling, SAMPLING_METHODS)
+    seed = check_int("seed", seed)
+    if limit is not None:
+        limit = check_int("limit", limit, minimum=1)
+    if kind == "shapeparts":
+        options = {**options, "points": options.get("points", str(num_points))}
+        ds = readers.filter_split(_load_shapeparts(options), split, spec)
+        if limit is not None:
+            ds = ds.subset(slice(0, limit))
+    elif kind == "modelnet40-h5":
+        ds = readers.read_modelnet_h5(path, split, max_points=num_points if sampling == "first" else None,
+                                      limit=limit)
+    elif kind == "modelnet40-txt":
+        ds = readers.read_modelnet_txt(path, split, num_points=num_points, sampling=sampling, seed=seed,
+                                       limit=limit)
+    elif kind == "meshes":
+        area_points = num_points * (MESH_FPS_OVERSAMPLE if sampling == "fps" else 1)
+        ds = readers.read_meshes(path, split, num_points=area_points, seed=seed, limit=limit)
+        ds.meta["presampled"] = sampling != "fps"
+    else:
+        ds = readers.read_npz(path, split, limit=limit)
+    meta = dict(ds.meta)
+    presampled = bool(meta.pop("presampled", False))
+    source_points = int(meta.get("source_points") or ds.num_points)
+    if not presampled:
+        if ds.num_points < num_points:
+            have = ds.num_points
+            raise bad_argument("num_points", num_points,
+                               f"at most {have}: the clouds of {spec} have {have} points (sampling cannot "
+                               f"add points); pass num_points <= {have} (CLI: --points {have})")
+        if not (sampling == "first" and ds.num_points == num_points):
+            idx = sample_indices(ds.points, num_points, sampling, seed).numpy()
+            ds = ds.select_points(idx)
+    if normalize:
+        ds.points = np.ascontiguousarray(normalize_unit_sphere(ds.points), dtype=np.float32)
+    meta.update({"spec": spec, "kind": kind, "path": path, "options": options, "split": split,
+                 "num_points": num_points, "sampling": sampling, "seed": seed, "limit": limit,
+                 "normalization": "unit_sphere" if normalize else "none", "source_points": source_points})
+    ds.meta = meta
+    return ds
