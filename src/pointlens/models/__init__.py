@@ -1,1 +1,34 @@
-"""pointlens.models"""
+"""pointlens.models: point-cloud classifiers (PointNet, PointNet++, DGCNN), registry, checkpoints, hooks.
+
+Every model maps ``(B, N, 3)`` points to ``(B, C)`` logits and exposes ``config``, ``pool_layer``,
+``pointwise_until_pool`` and ``head`` (see docs/models.md).
+"""
+
+from pointlens.models.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
+from pointlens.models.dgcnn import DGCNN
+from pointlens.models.layers import GlobalMaxPool, PointClassifier
+from pointlens.models.pointnet import PointNet
+from pointlens.models.pointnet2 import PointNet2
+from pointlens.models.registry import MODELNET40_CLASSES, create_model, list_models, register_model
+
+__all__ = [
+    "DGCNN",
+    "MODELNET40_CLASSES",
+    "GlobalMaxPool",
+    "LoadedCheckpoint",
+    "PointClassifier",
+    "PointNet",
+    "PointNet2",
+    "create_model",
+    "list_models",
+    "load_checkpoint",
+    "register_model",
+    "save_checkpoint",
+]
+
+try:  # written by the attribution engineer
+    from pointlens.models.adapters import ChannelsFirst  # noqa: F401
+
+    __all__.append("ChannelsFirst")
+except ImportError:  # pragma: no cover - until adapters.py exists
+    pass

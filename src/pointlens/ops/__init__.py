@@ -8,8 +8,8 @@ from pointlens.ops.geometry import (  # noqa: F401
     KNN,
     ball_query,
     farthest_point_sampling,
+    farthest_point_sampling_naive,
     gather_points,
     knn,
     knn_naive,
-    farthest_point_sampling_naive,
 )

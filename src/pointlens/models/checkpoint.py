@@ -1,0 +1,388 @@
+"""Checkpoints: pointlens's own plain format and import of learning3d's PointNet classifier.
+
+A pointlens checkpoint is a ``torch.save``-d dict of plain types and tensors only, so it loads with
+``torch.load(..., weights_only=True)`` (no code runs while loading)::
+
+    {"format": "pointlens-checkpoint", "version": 1,
+     "model": {"name": ..., "num_classes": ..., "kwargs": {...}},   # model.config
+     "state_dict": {name: tensor},
+     "class_names": [...], "normalization": "unit_sphere", "extra": {...}}
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pointlens.errors import CheckpointError, PointlensError, bad_argument
+from pointlens.models.registry import MODELNET40_CLASSES, create_model
+from pointlens.utils.io import save_torch
+from pointlens.utils.validate import check_choice
+
+FORMAT_NAME = "pointlens-checkpoint"
+FORMAT_VERSION = 1
+FORMATS = ("pointlens", "learning3d")
+NORMALIZATIONS = ("unit_sphere", "unit_cube", "none")
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A model restored from a checkpoint.
+
+    Attributes:
+        model: the model, in eval mode, on the requested device.
+        class_names: one name per logit.
+        config: ``model.config`` (``name``, ``num_classes``, ``kwargs``).
+        meta: everything else: ``format``, ``version``, ``path``, ``normalization``, ``extra`` (and for
+            learning3d files the wrapper's other entries, e.g. ``epoch``).
+    """
+
+    model: nn.Module
+    class_names: list[str]
+    config: dict
+    meta: dict = field(default_factory=dict)
+
+
+def _plain(value, name: str):
+    """Recursively convert ``value`` to types ``torch.load(weights_only=True)`` reads back unchanged.
+
+    Kept: ``None``, ``str``, ``bool``, ``int``, ``float``, tensors (moved to the CPU), lists, tuples and dicts
+    (primitive keys such as an optimizer state's integer keys are kept; other keys become strings).
+    Converted: numpy scalars to Python numbers, numeric numpy arrays to tensors (others to lists), paths to
+    strings. Anything else raises :class:`InvalidArgumentError` naming ``name``.
+    """
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        if value.dtype.kind in "biuf":
+            return torch.from_numpy(np.ascontiguousarray(value))
+        return _plain(value.tolist(), name)
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().clone()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, list):
+        return [_plain(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, tuple):
+        return tuple(_plain(v, f"{name}[{i}]") for i, v in enumerate(value))
+    if isinstance(value, dict):
+        primitive = (str, int, float, bool, type(None))
+        keys = [k if isinstance(k, primitive) else str(k) for k in value]
+        return {key: _plain(v, f"{name}[{k!r}]") for key, (k, v) in zip(keys, value.items())}
+    raise bad_argument(
+        name,
+        f"a {type(value).__name__}",
+        "plain values only (dict, list, tuple, str, int, float, bool, None, arrays or tensors)",
+    )
+
+
+def save_checkpoint(
+    path, model: nn.Module, *, class_names, normalization: str = "unit_sphere", extra: dict | None = None
+) -> Path:
+    """Write a pointlens checkpoint atomically.
+
+    Args:
+        path: file to write (parent folders are created).
+        model: a pointlens model (it needs ``model.config``, as every :func:`create_model` model has).
+        class_names: one name per logit.
+        normalization: how inputs must be normalised: ``unit_sphere`` (centre + scale into the unit sphere),
+            ``unit_cube`` or ``none``.
+        extra: optional dict of plain values (metrics, training arguments, ...).
+
+    Returns:
+        the path written.
+
+    Raises:
+        InvalidArgumentError: model without ``config``, wrong number of class names, non-plain ``extra``.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, dict) or not {"name", "num_classes", "kwargs"} <= set(config):
+        raise bad_argument(
+            "model",
+            type(model).__name__,
+            "a pointlens model with a .config dict (built by pointlens.models.create_model)",
+        )
+    if isinstance(class_names, str) or not hasattr(class_names, "__len__"):
+        raise bad_argument("class_names", class_names, f"a list of {config['num_classes']} names")
+    names = [str(c) for c in class_names]
+    if len(names) != config["num_classes"]:
+        raise bad_argument("class_names", f"{len(names)} names", f"{config['num_classes']} (one per logit)")
+    check_choice("normalization", normalization, NORMALIZATIONS)
+    if extra is not None and not isinstance(extra, dict):
+        raise bad_argument("extra", type(extra).__name__, "a dict of plain values or None")
+    obj = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "model": _plain(config, "model.config"),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+        "class_names": names,
+        "normalization": normalization,
+        "extra": _plain(extra or {}, "extra"),
+    }
+    return save_torch(path, obj)
+
+
+def _torch_load(path: Path, device):
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # e.g. "Detected pickle protocol 4" on odd files
+            return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        text = str(e)
+        found = re.search(r"([\w.]+) was not an allowed global", text) or re.search(
+            r"Unsupported global: GLOBAL ([\w.]+)", text
+        )
+        if found or "allowed global" in text:
+            what = found.group(1) if found else "an object"
+            raise CheckpointError(
+                f"{path}: not a plain checkpoint: it holds pickled objects ({what}), which are "
+                "refused for safety; save tensors and plain values only (see "
+                "pointlens.models.save_checkpoint)"
+            ) from None
+        raise CheckpointError(
+            f"{path}: not a readable torch checkpoint (corrupt, truncated or another file type)"
+        ) from None
+    except (
+        RuntimeError,
+        EOFError,
+        OSError,
+        ValueError,
+        zipfile.BadZipFile,
+        KeyError,
+        AttributeError,
+        TypeError,
+        IndexError,
+        UnicodeDecodeError,
+        MemoryError,
+    ) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CheckpointError(
+            f"{path}: not a readable torch checkpoint (corrupt, truncated or another file type: {msg[:160]})"
+        ) from None
+
+
+def _check_state(model: nn.Module, state: dict, path: Path) -> None:
+    """Raise CheckpointError listing a few missing/unexpected keys and shape mismatches."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and isinstance(state[k], torch.Tensor) and state[k].shape != v.shape
+    ]
+    not_tensor = [k for k in state if k in expected and not isinstance(state[k], torch.Tensor)]
+    if missing or unexpected or wrong or not_tensor:
+        parts = []
+        for label, keys in (
+            ("missing keys", missing),
+            ("unexpected keys", unexpected),
+            ("shape mismatches (file vs model)", wrong),
+            ("non-tensor entries", not_tensor),
+        ):
+            if keys:
+                shown = ", ".join(keys[:5]) + (f" ... ({len(keys)} in all)" if len(keys) > 5 else "")
+                parts.append(f"{label}: {shown}")
+        raise CheckpointError(f"{path}: the weights do not fit the model ({'; '.join(parts)})")
+
+
+def _class_names(given, default: list[str], num_classes: int) -> list[str]:
+    if given is None:
+        return list(default)
+    if isinstance(given, str) or not hasattr(given, "__len__"):
+        raise bad_argument("class_names", given, f"a list of {num_classes} names")
+    names = [str(c) for c in given]
+    if len(names) != num_classes:
+        raise bad_argument(
+            "class_names", f"{len(names)} names", f"{num_classes} (one per logit of the checkpoint)"
+        )
+    return names
+
+
+def _device(device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise bad_argument("device", device, "a torch device such as 'cpu' or 'cuda'") from None
+
+
+def _finish(model: nn.Module, state: dict, path: Path, device: torch.device) -> nn.Module:
+    _check_state(model, state, path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:  # pragma: no cover - _check_state catches the usual causes
+        raise CheckpointError(f"{path}: the weights do not fit the model ({str(e)[:300]})") from None
+    return model.to(device).eval()
+
+
+def _load_pointlens(obj, path: Path, device, num_classes, class_names) -> LoadedCheckpoint:
+    if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
+        hint = ""
+        if isinstance(obj, dict) and any(str(k).endswith("feature_model.conv1.weight") for k in obj):
+            hint = "; it looks like a learning3d state_dict: use format='learning3d'"
+        raise CheckpointError(
+            f"{path}: not a pointlens checkpoint (no 'format': '{FORMAT_NAME}' entry){hint}"
+        )
+    version = obj.get("version")
+    if version != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint version {version!r} is not supported (this pointlens reads "
+            f"version {FORMAT_VERSION})"
+        )
+    config, state = obj.get("model"), obj.get("state_dict")
+    if (
+        not isinstance(config, dict)
+        or not isinstance(state, dict)
+        or "name" not in config
+        or "num_classes" not in config
+    ):
+        raise CheckpointError(
+            f"{path}: malformed pointlens checkpoint (needs 'model' with name/num_classes/kwargs "
+            "and a 'state_dict' dict)"
+        )
+    n = config["num_classes"]
+    if num_classes is not None and num_classes != n:
+        raise CheckpointError(
+            f"{path}: the checkpoint has {n} classes; num_classes={num_classes} was requested"
+        )
+    try:
+        model = create_model(config["name"], n, **dict(config.get("kwargs") or {}))
+    except PointlensError as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model from its config ({e})") from None
+    model = _finish(model, state, path, device)
+    stored = obj.get("class_names") or [f"class_{i}" for i in range(n)]
+    names = _class_names(class_names, stored, n)
+    meta = {
+        "format": "pointlens",
+        "version": version,
+        "path": str(path),
+        "normalization": obj.get("normalization", "unit_sphere"),
+        "extra": obj.get("extra") or {},
+    }
+    return LoadedCheckpoint(model, names, model.config, meta)
+
+
+def _find_learning3d_state(obj) -> tuple[dict, str, dict]:
+    """Return (state_dict, key prefix, other wrapper entries) for a learning3d file, or raise KeyError."""
+    candidates = [(obj, {})] if isinstance(obj, dict) else []
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if isinstance(value, dict):
+                others = {k: v for k, v in obj.items() if k != key and isinstance(v, (int, float, str, bool))}
+                candidates.append((value, others))
+    for sd, others in candidates:
+        for key in sd:
+            if isinstance(key, str) and key.endswith("feature_model.conv1.weight"):
+                return sd, key[: -len("feature_model.conv1.weight")], others
+    raise KeyError("feature_model.conv1.weight")
+
+
+def _load_learning3d(obj, path: Path, device, num_classes, class_names) -> LoadedCheckpoint:
+    try:
+        sd, prefix, others = _find_learning3d_state(obj)
+    except KeyError:
+        raise CheckpointError(
+            f"{path}: not a learning3d PointNet classifier state_dict (no "
+            "'feature_model.conv1.weight' key, also not under 'model'/'state_dict')"
+        ) from None
+    sd = {k[len(prefix) :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
+    state = {}
+    convs = 0
+    while f"feature_model.conv{convs + 1}.weight" in sd:
+        convs += 1
+    heads = 0
+    while f"linear{heads + 1}.weight" in sd:
+        heads += 1
+    if heads < 1:
+        raise CheckpointError(f"{path}: learning3d state_dict without a 'linear1' head layer")
+    for key, value in sd.items():
+        inner = key.startswith("feature_model.")
+        layer, _, param = (key[len("feature_model.") :] if inner else key).partition(".")
+        kind = layer.rstrip("0123456789")
+        digits = layer[len(kind) :]
+        new_key = key  # keys left unmapped are reported as unexpected by _check_state
+        if digits:
+            i = int(digits) - 1
+            if inner and kind in ("conv", "bn"):
+                new_key = f"features.{i}.{kind}.{param}"
+            elif not inner and kind == "linear":
+                new_key = f"head.{i}.linear.{param}" if i < heads - 1 else f"head.{i}.{param}"
+            elif not inner and kind == "bn":
+                new_key = f"head.{i}.bn.{param}"
+        state[new_key] = value
+    try:
+        channels = [int(sd[f"feature_model.conv{i}.weight"].shape[0]) for i in range(1, convs + 1)]
+        hidden = [int(sd[f"linear{i}.weight"].shape[0]) for i in range(1, heads)]
+        n = int(sd[f"linear{heads}.weight"].shape[0])
+    except (AttributeError, IndexError, TypeError):
+        raise CheckpointError(f"{path}: learning3d state_dict with non-tensor weights") from None
+    if num_classes is not None and num_classes != n:
+        raise CheckpointError(
+            f"{path}: the checkpoint has {n} classes; num_classes={num_classes} was requested"
+        )
+    model = create_model(
+        "pointnet",
+        n,
+        channels=channels,
+        head=hidden,
+        dropout=0.7,
+        input_transform=False,
+        feature_transform=False,
+        conv_bias="feature_model.conv1.bias" in sd,
+    )
+    model = _finish(model, state, path, device)
+    default = MODELNET40_CLASSES if n == len(MODELNET40_CLASSES) else [f"class_{i}" for i in range(n)]
+    names = _class_names(class_names, default, n)
+    meta = {
+        "format": "learning3d",
+        "version": None,
+        "path": str(path),
+        "normalization": "unit_sphere",
+        "extra": {},
+        **{k: v for k, v in others.items() if k not in ("format", "path")},
+    }
+    return LoadedCheckpoint(model, names, model.config, meta)
+
+
+def load_checkpoint(
+    path, format: str = "pointlens", device="cpu", num_classes: int | None = None, class_names=None
+) -> LoadedCheckpoint:
+    """Load a checkpoint safely (``torch.load(..., weights_only=True)``) and rebuild its model.
+
+    Args:
+        path: the checkpoint file.
+        format: ``"pointlens"`` (written by :func:`save_checkpoint`) or ``"learning3d"`` (learning3d's
+            PointNet classifier ``state_dict``, bare or wrapped in a dict such as
+            ``{"model": sd, "epoch": ..}``;
+            mapped onto a pointlens PointNet without T-Nets, dropout 0.7).
+        device: where to put the model (``"cpu"``, ``"cuda"``, ...); tensors saved on a GPU load anywhere.
+        num_classes: if given, the checkpoint must have this many classes.
+        class_names: override the stored names (learning3d default: the 40 ModelNet40 names).
+
+    Returns:
+        :class:`LoadedCheckpoint` with the model in eval mode.
+
+    Raises:
+        CheckpointError: missing file, not a plain checkpoint (pickled objects, random bytes, truncated),
+            wrong format, or weights that do not fit (lists a few missing/unexpected keys).
+        InvalidArgumentError: bad ``format``, ``device`` or ``class_names``.
+    """
+    check_choice("format", format, FORMATS)
+    dev = _device(device)
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    obj = _torch_load(path, "cpu")
+    if format == "pointlens":
+        return _load_pointlens(obj, path, dev, num_classes, class_names)
+    return _load_learning3d(obj, path, dev, num_classes, class_names)
