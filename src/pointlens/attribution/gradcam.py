@@ -1,0 +1,67 @@
+"""Point Grad-CAM: per-point activations of a layer weighted by channel-averaged gradients of the target."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pointlens.attribution.base import select
+from pointlens.attribution.gradient import GradientAttribution
+from pointlens.attribution.occlusion import LAYOUTS, _to_bcn
+from pointlens.errors import bad_argument
+from pointlens.models.hooks import capture, get_layer
+from pointlens.utils.validate import check_choice
+
+
+class PointGradCAM(GradientAttribution):
+    """Grad-CAM (Selvaraju et al. 2017) on per-point activations.
+
+    With ``A`` the layer's per-point activations ``(C, N)`` and ``g = d logit_t / dA``:
+    ``w_c = (1/N) sum_i g_ci`` and ``s_i = ReLU(sum_c w_c A_ci)``.
+
+    Args:
+        model: any ``nn.Module`` mapping ``(B, N, 3)`` to logits ``(B, C)``.
+        layer: dotted name of the layer (default ``model.pool_layer``).
+        use: take the layer's ``"input"`` (default: for a max-pool layer, the per-point features) or
+            ``"output"``.
+        layout: layout of those activations, ``"BCN"`` (default) or ``"BNC"``.
+        relu: apply the final ReLU (default True).
+        batch_size: clouds per forward/backward pass.
+
+    SHAPES:
+        ``attribute((B, N, 3), target) -> (B, N)``.
+    """
+
+    name = "gradcam"
+
+    def __init__(self, model: nn.Module, *, layer: str | None = None, use: str = "input", layout: str = "BCN",
+                 relu: bool = True, **kwargs):
+        super().__init__(model, **kwargs)
+        layer = layer if layer is not None else getattr(model, "pool_layer", None)
+        if not isinstance(layer, str):
+            raise bad_argument("layer", layer, "the dotted name of a layer with per-point activations "
+                               "(the model has no pool_layer attribute)")
+        get_layer(model, layer)
+        self.layer = layer
+        self.use = check_choice("use", use, ("input", "output"))
+        self.layout = check_choice("layout", layout, LAYOUTS)
+        self.relu = bool(relu)
+
+    def _attribute(self, x, target):
+        n = x.shape[1]
+        out = []
+        with torch.enable_grad():
+            for s in range(0, x.shape[0], self.batch_size):
+                xr = x[s:s + self.batch_size].detach().requires_grad_(True)
+                with capture(self.model, self.layer) as rec:
+                    logits = self._forward(xr)
+                t = self._resolve(logits, None if target is None else target[s:s + self.batch_size])
+                acts = getattr(rec[self.layer], self.use)
+                if not isinstance(acts, torch.Tensor) or not acts.requires_grad:
+                    raise bad_argument("layer", self.layer, "a layer whose activations depend on the points")
+                (g,) = torch.autograd.grad(select(logits, t).sum(), acts)
+                a = _to_bcn(acts.detach(), self.layout, n, self.layer, "layer")
+                g = _to_bcn(g, self.layout, n, self.layer, "layer")
+                cam = (g.mean(dim=2, keepdim=True) * a).sum(1)
+                out.append(cam.clamp_min(0) if self.relu else cam)
+        return torch.cat(out)
