@@ -1,0 +1,265 @@
+"""``pointlens explain``: score every point of some clouds with an attribution method and render them.
+
+Also holds the helpers the ``drop`` command shares: checkpoint/data options, loading both and checking that
+they agree on the number of classes, and building attribution methods from their names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from pointlens.cli import common
+from pointlens.errors import CheckpointError, bad_argument
+
+EXAMPLE = ("pointlens explain --method pointshift --checkpoint runs/train/model.pt --data shapeparts "
+           "--split test --limit 16 --out runs/explain")
+
+
+# ------------------------------------------------------------------------------------------- shared helpers
+def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint CKPT`` and ``--checkpoint-format pointlens|learning3d``."""
+    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="classifier checkpoint to explain")
+    p.add_argument("--checkpoint-format", default="pointlens", choices=["pointlens", "learning3d"],
+                   help="checkpoint format (default pointlens; learning3d = its PointNet state_dict)")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``--device`` as a torch device, with a clear error when it is unknown or unavailable."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise bad_argument("--device", name, "a torch device such as cpu, cuda or cuda:0") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise bad_argument("--device", name, "cpu (no CUDA device is available on this machine)")
+    return device
+
+
+def load_checkpoint_for(args):
+    """Load ``args.checkpoint`` in its format on ``args.device``; returns the ``LoadedCheckpoint``."""
+    from pointlens.models import load_checkpoint
+
+    return load_checkpoint(args.checkpoint, format=args.checkpoint_format, device=args.device)
+
+
+def load_data_for(args):
+    """Load ``args.data`` with the split / points / sampling / limit options; returns a PointCloudDataset."""
+    from pointlens.data import load_dataset
+
+    split = None if args.split in (None, "all") else args.split
+    return load_dataset(args.data, split=split, num_points=args.points, sampling=args.sampling,
+                        seed=args.seed, limit=args.limit)
+
+
+def num_model_classes(model, points: torch.Tensor) -> int:
+    """Number of logits ``model`` produces, from one forward pass on the first cloud."""
+    from pointlens.models.hooks import preserve_model_state
+
+    with preserve_model_state(model), torch.no_grad():
+        model.eval()
+        out = model(points[:1])
+    if not isinstance(out, torch.Tensor) or out.dim() != 2:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise CheckpointError(f"--checkpoint: the model returned {shape} for one cloud; "
+                              "expected logits (1, C)")
+    return int(out.shape[1])
+
+
+def check_classes(args, loaded, dataset, device) -> int:
+    """Raise :class:`CheckpointError` when the checkpoint's class count differs from the data's; return it."""
+    if len(dataset) == 0:
+        raise bad_argument("--data", f"{args.data} (split {args.split})", "at least one cloud")
+    c = num_model_classes(loaded.model, torch.from_numpy(dataset.points[:1]).to(device))
+    names = list(getattr(loaded, "class_names", None) or [])
+    if c != dataset.num_classes or (names and len(names) != dataset.num_classes):
+        raise CheckpointError(
+            f"--checkpoint {args.checkpoint}: the model predicts {c} classes but the data {args.data} has "
+            f"{dataset.num_classes} classes; expected a checkpoint trained on the data's classes")
+    return c
+
+
+def load_model_and_data(args):
+    """Checkpoint, dataset and device for a command, checked to agree on the number of classes."""
+    device = resolve_device(args.device)
+    loaded = load_checkpoint_for(args)
+    dataset = load_data_for(args)
+    check_classes(args, loaded, dataset, device)
+    return loaded, dataset, device
+
+
+def attribution_names() -> list[str]:
+    """Names accepted by ``pointlens.attribution.create_attribution``."""
+    from pointlens.attribution import list_attributions
+
+    return list(list_attributions())
+
+
+def parse_option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` -> ``(key, value)`` with VALUE read as int, float, true/false/none or text."""
+    if "=" not in text or not text.split("=", 1)[0].strip():
+        raise bad_argument("--option", text, "KEY=VALUE, e.g. --option steps=32")
+    key, raw = (s.strip() for s in text.split("=", 1))
+    low = raw.lower()
+    if low in ("true", "false"):
+        return key, low == "true"
+    if low == "none":
+        return key, None
+    for cast in (int, float):
+        try:
+            return key, cast(raw)
+        except ValueError:
+            pass
+    return key, raw
+
+
+def make_attribution(name: str, model, alpha: float, options: dict | None = None):
+    """Build method ``name`` on ``model``; ``alpha`` goes to ``pointshift`` only."""
+    from pointlens.attribution import create_attribution
+
+    opts = dict(options or {})
+    if name == "pointshift":
+        opts.setdefault("alpha", alpha)
+    try:
+        return create_attribution(name, model, **opts)
+    except TypeError as e:  # an option the method does not take
+        raise bad_argument("--option", opts, f"options that method {name} accepts ({e})") from None
+
+
+def parse_target(text: str, labels: np.ndarray, num_classes: int):
+    """``--target``: ``pred`` -> None, ``true`` -> the labels, an integer -> that class for every cloud."""
+    if text == "pred":
+        return None, "pred"
+    if text == "true":
+        if labels.ndim != 1:
+            raise bad_argument("--target", text, "pred or a class index (the data is multi-label)")
+        return torch.from_numpy(labels.astype(np.int64)), "true"
+    try:
+        c = int(text)
+    except ValueError:
+        raise bad_argument("--target", text, f"pred, true or a class index in [0, {num_classes - 1}]") \
+            from None
+    if not 0 <= c < num_classes:
+        raise bad_argument("--target", text, f"pred, true or a class index in [0, {num_classes - 1}]")
+    return c, str(c)
+
+
+def predict(model, points: torch.Tensor, batch_size: int, device) -> np.ndarray:
+    """Predicted classes ``(M,)`` in eval mode, no gradients."""
+    from pointlens.models.hooks import preserve_model_state
+
+    out = []
+    with preserve_model_state(model), torch.no_grad():
+        model.eval()
+        for s in range(0, len(points), batch_size):
+            out.append(model(points[s:s + batch_size].to(device)).argmax(dim=1).cpu())
+    return torch.cat(out).numpy()
+
+
+# ------------------------------------------------------------------------------------------- the command
+def register(sub) -> None:
+    p = common.add_parser(sub, "explain", help="score every point of some clouds with an attribution method",
+                          example=EXAMPLE,
+                          description="Score every point of every cloud with one attribution method (higher "
+                                      "= more important for the target class). Writes scores.npz (points, "
+                                      "scores, labels, predictions, target), scores.png (the first clouds "
+                                      "coloured by score), config.json and metrics.json.")
+    p.add_argument("--method", required=True,
+                   help="attribution method, e.g. pointshift, gradient, ig, critical")
+    add_checkpoint_options(p)
+    common.add_data_options(p)
+    p.add_argument("--target", default="pred",
+                   help="class to explain: pred (predicted, default), true (label) or a class index")
+    p.add_argument("--alpha", type=float, default=1.0, help="pointshift's power alpha (default 1)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra option for the method (repeatable), e.g. --option steps=32")
+    p.add_argument("--batch-size", type=int, default=32, help="clouds per attribution call (default 32)")
+    p.add_argument("--renders", type=int, default=8, help="how many clouds to draw in scores.png (default 8)")
+    p.add_argument("--render-scale", default="signed",
+                   choices=["signed", "robust", "minmax", "rank", "shared"],
+                   help="colour scaling of scores.png: signed (0 = white, coolwarm; default), robust "
+                        "(1st-99th percentile), minmax, rank or shared (viridis)")
+    common.add_output_options(p)
+    common.add_seed_device(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pointlens.report.figures import render_clouds
+    from pointlens.utils.io import RunFolder, save_npz
+    from pointlens.utils.progress import progress
+    from pointlens.utils.seed import seed_everything
+    from pointlens.utils.validate import check_float, check_int
+
+    check_int("--points", args.points, minimum=1)
+    check_int("--batch-size", args.batch_size, minimum=1)
+    check_int("--renders", args.renders, minimum=0)
+    if args.limit is not None:
+        check_int("--limit", args.limit, minimum=1)
+    check_float("--alpha", args.alpha)
+    names = attribution_names()
+    if args.method not in names:
+        raise bad_argument("--method", args.method, "one of " + ", ".join(names))
+    options = dict(parse_option(o) for o in args.option)
+    seed_everything(args.seed)
+    loaded, dataset, device = load_model_and_data(args)
+    model = loaded.model
+    target, target_kind = parse_target(args.target, dataset.labels, dataset.num_classes)
+    method = make_attribution(args.method, model, args.alpha, options)
+
+    points = torch.from_numpy(dataset.points)
+    predictions = predict(model, points, args.batch_size, device)
+    t0 = time.perf_counter()
+    chunks = []
+    for s in progress(range(0, len(points), args.batch_size), desc=f"explain {args.method}"):
+        e = s + args.batch_size
+        t = target[s:e].to(device) if isinstance(target, torch.Tensor) else target
+        chunks.append(torch.as_tensor(method.attribute(points[s:e].to(device), target=t)).detach().cpu())
+    elapsed = time.perf_counter() - t0
+    scores = torch.cat(chunks).float().numpy()
+    if target is None:
+        target_arr = predictions
+    elif isinstance(target, torch.Tensor):
+        target_arr = target.numpy()
+    else:
+        target_arr = np.full(len(points), target, dtype=np.int64)
+
+    folder = RunFolder(args.out, "explain", config=vars_for_config(args), seed=args.seed)
+    folder.write_config()
+    save_npz(folder.file("scores.npz"), points=dataset.points, scores=scores, labels=dataset.labels,
+             predictions=predictions, target=target_arr.astype(np.int64))
+    k = min(args.renders, len(points))
+    if k:
+        cls = list(dataset.class_names)
+
+        def name(i):
+            return cls[i] if 0 <= i < len(cls) else str(i)
+
+        titles = []
+        for i in range(k):
+            true = name(int(dataset.labels[i])) if dataset.labels.ndim == 1 else "multi"
+            titles.append(f"{i}: true {true} / pred {name(int(predictions[i]))}")
+        cmap = "coolwarm" if args.render_scale == "signed" else "viridis"
+        render_clouds(dataset.points[:k], scores[:k], folder.file("scores.png"), titles=titles,
+                      scale=args.render_scale, cmap=cmap)
+    metrics = {
+        "method": args.method,
+        "n": int(len(points)),
+        "num_points": int(points.shape[1]),
+        "target": target_kind,
+        "time_s": round(elapsed, 4),
+        "time_per_cloud_s": round(elapsed / max(1, len(points)), 6),
+        "clean_accuracy": (float((predictions == dataset.labels).mean())
+                           if dataset.labels.ndim == 1 else None),
+    }
+    folder.write_metrics(metrics)
+    if args.json:
+        common.print_json(metrics)
+    return 0
+
+
+def vars_for_config(args) -> dict:
+    """The parsed arguments as a JSON-safe dict (without the handler function)."""
+    return {k: v for k, v in vars(args).items() if k != "func"}

@@ -1,0 +1,259 @@
+"""PNG figures: point clouds coloured by per-point scores, and accuracy-vs-points-dropped curves.
+
+Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no global state, no display) and
+written atomically through :func:`pointlens.utils.io.atomic_open`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from pointlens.errors import bad_argument
+from pointlens.utils.io import atomic_open
+from pointlens.utils.validate import check_choice, check_float, check_int
+
+SCALES = ("minmax", "robust", "signed", "rank", "shared")
+
+__all__ = ["SCALES", "plot_curves", "render_clouds", "score_colors"]
+
+
+def _to_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _as_cloud_list(points) -> list[np.ndarray]:
+    if isinstance(points, (list, tuple)):
+        clouds = [_to_numpy(p).astype(np.float32) for p in points]
+    else:
+        arr = _to_numpy(points).astype(np.float32)
+        if arr.ndim == 2:
+            arr = arr[None]
+        clouds = list(arr) if arr.ndim == 3 else [arr]
+    if not clouds:
+        raise bad_argument("points", "no clouds", "(K, N, 3) clouds or a list of (N_i, 3) clouds, K >= 1")
+    for i, c in enumerate(clouds):
+        if c.ndim != 2 or c.shape[1] != 3 or c.shape[0] == 0:
+            raise bad_argument("points", f"cloud {i} of shape {c.shape}", "clouds of shape (N, 3), N >= 1")
+        if not np.isfinite(c).all():
+            raise bad_argument("points", f"cloud {i} with NaN or infinite coordinates", "finite coordinates")
+    return clouds
+
+
+def score_colors(scores, scale: str = "minmax", cmap: str = "viridis", vmin: float | None = None,
+                 vmax: float | None = None) -> np.ndarray:
+    """Map one cloud's scores to RGBA colours.
+
+    Args:
+        scores: ``(N,)`` scores (higher = more important).
+        scale: ``"minmax"`` (linear from the cloud's minimum to its maximum), ``"robust"`` (linear from its
+            1st to its 99th percentile, clipped), ``"signed"`` (0 -> the middle colour, +-the 99th percentile
+            of ``|score|`` -> the ends, clipped; for signed saliency with a diverging map such as coolwarm),
+            ``"rank"`` (by rank, ties share their average rank) or ``"shared"`` (linear between ``vmin``
+            and ``vmax``).
+        cmap: matplotlib colour-map name.
+        vmin, vmax: range for ``"shared"``.
+
+    Returns:
+        ``(N, 4)`` float RGBA in ``[0, 1]``; with ``minmax`` the highest score gets ``cmap(1.0)``, the lowest
+        ``cmap(0.0)`` (constant scores get ``cmap(0.5)`` in every scale).
+    """
+    import matplotlib
+
+    s = _to_numpy(scores).astype(np.float64).reshape(-1)
+    check_choice("scale", scale, SCALES)
+    if scale == "rank":
+        _, inverse, counts = np.unique(s, return_inverse=True, return_counts=True)
+        first = np.cumsum(counts) - counts  # 0-based rank of each distinct value's first copy
+        t = (first + (counts - 1) / 2.0)[inverse] / max(1, len(s) - 1)  # ties share their average rank
+        if s.max() <= s.min():
+            t = np.full_like(s, 0.5)
+    elif scale == "signed":
+        q = float(np.percentile(np.abs(s), 99))
+        q = q if q > 0 else float(np.abs(s).max())
+        t = np.full_like(s, 0.5) if q == 0 else 0.5 + 0.5 * np.clip(s / q, -1.0, 1.0)
+    elif scale == "robust":
+        lo, hi = np.percentile(s, [1, 99])
+        if hi <= lo:
+            lo, hi = s.min(), s.max()
+        t = np.full_like(s, 0.5) if hi <= lo else np.clip((s - lo) / (hi - lo), 0.0, 1.0)
+    else:
+        lo = s.min() if scale == "minmax" or vmin is None else vmin
+        hi = s.max() if scale == "minmax" or vmax is None else vmax
+        t = np.full_like(s, 0.5) if hi <= lo else np.clip((s - lo) / (hi - lo), 0.0, 1.0)
+    return matplotlib.colormaps[cmap](t)
+
+
+def _save_figure(fig: Figure, path, dpi: int) -> Path:
+    buf = io.BytesIO()
+    FigureCanvasAgg(fig)
+    fig.savefig(buf, format="png", dpi=dpi)
+    path = Path(path)
+    with atomic_open(path, "wb") as f:
+        f.write(buf.getvalue())
+    return path
+
+
+def render_clouds(points, scores=None, path="clouds.png", titles: Sequence[str] | None = None, *,
+                  cmap: str = "viridis", scale: str = "minmax", ncols: int = 4, point_size: float = 4.0,
+                  elev: float = 20.0, azim: float = -60.0, panel_size: float = 3.0, dpi: int = 100,
+                  colorbar: bool = True) -> Path:
+    """Write a PNG grid of 3D scatter plots, one panel per cloud, coloured by per-point score.
+
+    Every panel uses the same fixed camera (``elev``, ``azim``) and an equal-aspect cube around its cloud, so
+    shapes are not stretched. Up-axis: y of the data is drawn vertically (ModelNet convention).
+
+    Args:
+        points: ``(K, N, 3)`` clouds, or a list of ``K`` clouds ``(N_i, 3)`` (e.g. clouds after dropping).
+        scores: ``(K, N)`` per-point scores (or a list of ``(N_i,)``), or None for a single colour.
+        path: the PNG to write (parent folders are created).
+        titles: ``K`` panel titles, or None.
+        cmap: matplotlib colour map (low score = ``cmap(0)``, high score = ``cmap(1)``).
+        scale: colour scaling (see :func:`score_colors`): per cloud ``"minmax"``, ``"robust"``, ``"signed"``,
+            ``"rank"``, or ``"shared"`` (one min-max range for all clouds).
+        ncols: panels per row.
+        point_size: marker size in points^2.
+        elev, azim: camera elevation and azimuth in degrees.
+        panel_size: panel edge in inches.
+        dpi: resolution; the image is ``min(ncols, K) * panel_size * dpi`` pixels wide.
+        colorbar: add a "score" colour bar (only with scores).
+
+    Returns:
+        the path written.
+    """
+    from mpl_toolkits.mplot3d import Axes3D  # noqa: F401  (registers the 3d projection)
+
+    clouds = _as_cloud_list(points)
+    k = len(clouds)
+    ncols = check_int("ncols", ncols, minimum=1)
+    dpi = check_int("dpi", dpi, minimum=10)
+    panel_size = check_float("panel_size", panel_size, minimum=0.5)
+    point_size = check_float("point_size", point_size, minimum=0.0, strict_min=True)
+    check_choice("scale", scale, SCALES)
+    import matplotlib
+
+    if cmap not in matplotlib.colormaps:
+        raise bad_argument("cmap", cmap, "a matplotlib colour-map name, e.g. viridis, plasma, coolwarm")
+    score_list = None
+    if scores is not None:
+        if isinstance(scores, (list, tuple)):
+            score_list = [_to_numpy(s).reshape(-1) for s in scores]
+        else:
+            arr = _to_numpy(scores)
+            arr = arr[None] if arr.ndim == 1 else arr
+            score_list = list(arr)
+        if len(score_list) != k or any(len(s) != len(c) for s, c in zip(score_list, clouds)):
+            raise bad_argument("scores", f"{len(score_list)} score rows of lengths "
+                                         f"{[len(s) for s in score_list][:8]}",
+                               f"{k} rows matching the clouds' point counts {[len(c) for c in clouds][:8]}")
+        if not all(np.isfinite(s).all() for s in score_list):
+            raise bad_argument("scores", "NaN or infinite scores", "finite scores")
+    if titles is not None:
+        titles = [str(t) for t in titles]
+        if len(titles) != k:
+            raise bad_argument("titles", f"{len(titles)} titles", f"{k} (one per cloud)")
+    vmin = vmax = None
+    if score_list is not None and scale == "shared":
+        vmin = float(min(s.min() for s in score_list))
+        vmax = float(max(s.max() for s in score_list))
+
+    ncols = min(ncols, k)
+    nrows = (k + ncols - 1) // ncols
+    fig = Figure(figsize=(ncols * panel_size, nrows * panel_size))
+    for i, cloud in enumerate(clouds):
+        ax = fig.add_subplot(nrows, ncols, i + 1, projection="3d")
+        if score_list is None:
+            colors = matplotlib.colormaps[cmap](0.6)
+        else:
+            colors = score_colors(score_list[i], scale=scale, cmap=cmap, vmin=vmin, vmax=vmax)
+        # Draw data (x, y, z) as (x, z, y) so the data's y axis points up.
+        x, y, z = cloud[:, 0], cloud[:, 2], cloud[:, 1]
+        if score_list is None:
+            ax.scatter(x, y, z, color=colors, s=point_size, depthshade=False, linewidths=0)
+        else:
+            ax.scatter(x, y, z, c=colors, s=point_size, depthshade=False, linewidths=0)
+        centre = (cloud.max(axis=0) + cloud.min(axis=0)) / 2
+        half = float((cloud.max(axis=0) - cloud.min(axis=0)).max()) / 2 or 1.0
+        cx, cy, cz = centre[0], centre[2], centre[1]
+        ax.set_xlim(cx - half, cx + half)
+        ax.set_ylim(cy - half, cy + half)
+        ax.set_zlim(cz - half, cz + half)
+        ax.set_box_aspect((1, 1, 1), zoom=1.35)
+        ax.view_init(elev=elev, azim=azim)
+        ax.set_axis_off()
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=9)
+    fig.subplots_adjust(left=0.0, right=0.92 if (colorbar and score_list is not None) else 1.0, bottom=0.0,
+                        top=0.93 if titles is not None else 1.0, wspace=0.0, hspace=0.08)
+    if colorbar and score_list is not None:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        cax = fig.add_axes([0.94, 0.15, 0.015, 0.7])
+        lo, hi = {"shared": (vmin, vmax), "signed": (-1.0, 1.0)}.get(scale, (0.0, 1.0))
+        label = {"shared": "score", "signed": "score / 99th pct of |score| (per cloud)"}.get(
+            scale, f"score ({scale} per cloud)")
+        cb = fig.colorbar(ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), cax=cax)
+        cb.set_label(label, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    return _save_figure(fig, path, dpi)
+
+
+def plot_curves(curves: Mapping[str, Mapping], path, title: str = "Accuracy while dropping points", *,
+                xlabel: str = "points dropped", ylabel: str = "accuracy", dpi: int = 100) -> Path:
+    """Write a PNG of accuracy-vs-points-dropped curves.
+
+    Curves named ``"<method>-high"`` and ``"<method>-low"`` share a colour (solid = high, dashed = low).
+
+    Args:
+        curves: ``{name: {budget: accuracy}}`` (budget keys may be ints or digit strings, as read from JSON).
+        path: the PNG to write.
+        title: figure title.
+        xlabel, ylabel: axis labels.
+        dpi: resolution.
+
+    Returns:
+        the path written.
+    """
+    if not isinstance(curves, Mapping) or not curves:
+        raise bad_argument("curves", curves, "a non-empty dict {name: {budget: accuracy}}")
+    dpi = check_int("dpi", dpi, minimum=10)
+    parsed = {}
+    for name, curve in curves.items():
+        if not isinstance(curve, Mapping) or not curve:
+            raise bad_argument(f"curves[{name!r}]", curve, "a non-empty dict {budget: accuracy}")
+        try:
+            pts = sorted((int(b), float(a)) for b, a in curve.items())
+        except (TypeError, ValueError):
+            raise bad_argument(f"curves[{name!r}]", dict(curve),
+                               "integer budgets and numeric accuracies") from None
+        parsed[str(name)] = pts
+    fig = Figure(figsize=(6.4, 4.4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    methods = []
+    for name in parsed:
+        base = name.rsplit("-", 1)[0] if name.endswith(("-high", "-low")) else name
+        if base not in methods:
+            methods.append(base)
+    palette = [f"C{i % 10}" for i in range(len(methods))]
+    for name, pts in parsed.items():
+        base = name.rsplit("-", 1)[0] if name.endswith(("-high", "-low")) else name
+        style = "--" if name.endswith("-low") else "-"
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, style, marker="o", markersize=4, color=palette[methods.index(base)], label=name)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    return _save_figure(fig, path, dpi)
