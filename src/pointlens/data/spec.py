@@ -77,7 +77,9 @@ def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 10
     (``normalize``) centre each cloud on the mean of its sampled points and scale it to the unit sphere
     (max norm 1). Sampling happens BEFORE normalisation. Meshes are sampled by area (``num_points`` samples;
     ``4 * num_points`` followed by FPS when ``sampling='fps'``). For ``shapeparts`` without a ``points``
-    option the generator is asked for ``num_points`` points.
+    option the generator is asked for ``num_points`` points; ShapeParts clouds are NOT re-normalised per cloud
+    (the generator scales both twins of a pair with the same transform, within the unit sphere; a per-cloud
+    re-normalisation would leak the class into the shared body).
 
     Args:
         spec: see :func:`parse_spec` and docs/data.md.
@@ -90,7 +92,7 @@ def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 10
 
     Returns:
         PointCloudDataset with ``points (M, num_points, 3)``; ``meta`` records spec, kind, path, split,
-        num_points, sampling, seed, limit, normalization (``'unit_sphere'`` or ``'none'``) and source_points.
+        num_points, sampling, seed, limit, normalization (``'unit_sphere'``, ``'shapeparts-generator'`` or ``'none'``) and source_points.
 
     Raises:
         InvalidArgumentError: bad spec or argument; more points than the clouds have (the message gives the
@@ -133,10 +135,17 @@ def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 10
         if not (sampling == "first" and ds.num_points == num_points):
             idx = sample_indices(ds.points, num_points, sampling, seed).numpy()
             ds = ds.select_points(idx)
-    if normalize:
+    # ShapeParts clouds are already centred and scaled by the generator with one transform shared by both twins;
+    # re-normalising each cloud by its own centroid and radius would move the shared body differently per twin
+    # and leak the class into the body points, so they are left as generated.
+    normalization = "none"
+    if normalize and kind == "shapeparts":
+        normalization = "shapeparts-generator"
+    elif normalize:
         ds.points = np.ascontiguousarray(normalize_unit_sphere(ds.points), dtype=np.float32)
+        normalization = "unit_sphere"
     meta.update({"spec": spec, "kind": kind, "path": path, "options": options, "split": split,
                  "num_points": num_points, "sampling": sampling, "seed": seed, "limit": limit,
-                 "normalization": "unit_sphere" if normalize else "none", "source_points": source_points})
+                 "normalization": normalization, "source_points": source_points})
     ds.meta = meta
     return ds

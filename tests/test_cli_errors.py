@@ -1,0 +1,97 @@
+"""Bad input ends with one clear line on stderr and exit status 2, never a traceback (issue 2, line 6)."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from pointlens.cli.main import main
+from pointlens.models import create_model, save_checkpoint
+
+
+def run_cli(capsys, argv):
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.err.strip(), captured.out
+
+
+def expect_one_line(capsys, argv, *words):
+    code, err, out = run_cli(capsys, argv)
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    for w in words:
+        assert w in err, (w, err)
+    return err
+
+
+@pytest.fixture
+def ckpt2(tmp_path):
+    torch.manual_seed(0)
+    model = create_model("pointnet", 2, channels=(8, 16), head=(8,))
+    path = tmp_path / "two_classes.pt"
+    save_checkpoint(path, model, class_names=["a", "b"])
+    return path
+
+
+def write_npz(path, m=6, n=32, classes=3, nan=False):
+    pts = np.random.default_rng(0).normal(size=(m, n, 3)).astype(np.float32)
+    if nan:
+        pts[2, 5, 1] = np.nan
+    np.savez(path, points=pts, labels=np.arange(m) % classes, class_names=np.array([f"c{i}" for i in range(classes)]))
+    return path
+
+
+def test_missing_files(capsys, tmp_path, ckpt2):
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), "--data",
+                             f"npz:{write_npz(tmp_path / 'd.npz', classes=2)}", "--split", "all", "--points", "16"],
+                    "nope.pt")
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(ckpt2), "--data", f"npz:{tmp_path / 'missing.npz'}"],
+                    "missing.npz", "not found")
+
+
+def test_truncated_npz_and_h5(capsys, tmp_path, ckpt2):
+    good = write_npz(tmp_path / "good.npz", classes=2)
+    (tmp_path / "cut.npz").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(ckpt2), "--data", f"npz:{tmp_path / 'cut.npz'}",
+                             "--split", "all", "--points", "16"], "cut.npz")
+    h5dir = tmp_path / "h5"
+    h5dir.mkdir()
+    with h5py.File(h5dir / "ply_data_test0.h5", "w") as h:
+        h["data"] = np.zeros((4, 64, 3), np.float32)
+        h["label"] = np.zeros((4, 1), np.int64)
+    raw = (h5dir / "ply_data_test0.h5").read_bytes()
+    (h5dir / "ply_data_test0.h5").write_bytes(raw[: len(raw) // 2])
+    (h5dir / "test_files.txt").write_text("data/modelnet40_ply_hdf5_2048/ply_data_test0.h5\n")
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(ckpt2), "--data", f"modelnet40-h5:{h5dir}",
+                             "--points", "16"], "ply_data_test0.h5")
+
+
+def test_off_without_faces(capsys, tmp_path, ckpt2):
+    d = tmp_path / "meshes" / "box"
+    d.mkdir(parents=True)
+    (d / "box_0001.off").write_text("OFF\n3 0 0\n0 0 0\n1 0 0\n0 1 0\n")
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(ckpt2), "--data", f"meshes:{tmp_path / 'meshes'}",
+                             "--split", "all", "--points", "16"], "box_0001.off")
+
+
+def test_checkpoint_of_another_class_count(capsys, tmp_path, ckpt2):
+    err = expect_one_line(capsys, ["evaluate", "--checkpoint", str(ckpt2), "--data",
+                                   f"npz:{write_npz(tmp_path / 'three.npz', classes=3)}", "--split", "all",
+                                   "--points", "16"], "2 classes", "3")
+    assert "--checkpoint" in err
+
+
+def test_nan_coordinates(capsys, tmp_path, ckpt2):
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(ckpt2), "--data",
+                             f"npz:{write_npz(tmp_path / 'nan.npz', classes=2, nan=True)}", "--split", "all",
+                             "--points", "16"], "NaN")
+
+
+def test_not_a_plain_checkpoint(capsys, tmp_path):
+    bad = tmp_path / "random.pt"
+    bad.write_bytes(np.random.default_rng(0).bytes(1000))
+    expect_one_line(capsys, ["evaluate", "--checkpoint", str(bad), "--data",
+                             f"npz:{write_npz(tmp_path / 'd.npz', classes=2)}", "--split", "all", "--points", "16"],
+                    "random.pt")
