@@ -57,8 +57,10 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    from pointlens.utils.perf import tune_allocator
     from pointlens.utils.progress import set_quiet
 
+    tune_allocator()
     set_quiet(getattr(args, "quiet", False))
     try:
         return int(args.func(args) or 0)

@@ -51,6 +51,7 @@ def parse_model_options(items: list[str]) -> dict:
 def run(args) -> int:
     from pointlens.data import load_dataset
     from pointlens.training import TrainConfig, evaluate, train
+    from pointlens.training import distributed as D
     from pointlens.utils.io import RunFolder
 
     aug = {} if args.no_augment else {"rotate": args.rotate, "jitter": True, "scale": True, "shift": True}
@@ -63,8 +64,10 @@ def run(args) -> int:
     test_set = load_dataset(args.data, split="test", **common) if args.split == "train" else None
     if test_set is not None and len(test_set) == 0:
         test_set = None
+    D.init_from_env(args.device)  # under torchrun: DDP, rank 0 writes the run folder and prints
     folder = RunFolder(args.out, "train", vars_for_config(args), seed=args.seed)
-    folder.write_config()
+    if D.is_main():
+        folder.write_config()
     t0 = time.perf_counter()
     result = train(cfg, train_set, test_set, out_dir=folder.path, resume=args.resume, device=args.device)
     metrics = {"model": args.model, "epochs": cfg.epochs, "train_clouds": len(train_set),
@@ -74,6 +77,9 @@ def run(args) -> int:
         ev = evaluate(result.model, test_set, device=args.device)
         metrics["test"] = ev.to_dict()
     metrics["history"] = result.history
+    metrics["world_size"] = D.world()[1]
+    if not D.is_main():
+        return 0
     folder.write_metrics(metrics)
     if args.json:
         print_json({k: v for k, v in metrics.items() if k != "history"})

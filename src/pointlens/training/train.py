@@ -212,6 +212,16 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         if on_epoch is not None and D.is_main():
             on_epoch(record)
         D.barrier()
+    if world_size > 1:
+        # DDP keeps parameters in sync, but each rank updated its BatchNorm running statistics on its own share
+        # of the batches: adopt rank 0's buffers so every rank holds the model that rank 0 saved.
+        import torch.distributed as dist
+
+        for buf in model.buffers():
+            dist.broadcast(buf.data, 0)
+        if test_set is not None and history:
+            ev = evaluate(model, test_set, device=device)
+            final = {"accuracy": ev.accuracy, "mean_class_accuracy": ev.mean_class_accuracy, "n": ev.n}
     model.eval()
     return TrainResult(model, history, final, train_seconds)
 
