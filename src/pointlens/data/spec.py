@@ -92,7 +92,8 @@ def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 10
 
     Returns:
         PointCloudDataset with ``points (M, num_points, 3)``; ``meta`` records spec, kind, path, split,
-        num_points, sampling, seed, limit, normalization (``'unit_sphere'``, ``'shapeparts-generator'`` or ``'none'``) and source_points.
+        num_points, sampling, seed, limit, normalization (``'unit_sphere'``, ``'shapeparts-generator'`` or
+        ``'none'``) and source_points.
 
     Raises:
         InvalidArgumentError: bad spec or argument; more points than the clouds have (the message gives the
