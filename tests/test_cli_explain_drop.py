@@ -62,15 +62,16 @@ def toy_dataset(m=10):
 @pytest.fixture
 def fake(monkeypatch):
     """Patch the loaders and the method factory; returns a namespace to tweak the fakes."""
+    import pointlens.cli.common as common_cli
     import pointlens.cli.drop as drop_cli
     import pointlens.cli.explain as explain_cli
 
     state = SimpleNamespace(model=MaxX(), dataset=toy_dataset(), scorer=XScore(),
                             class_names=["flat", "spiky"])
-    monkeypatch.setattr(explain_cli, "load_checkpoint_for",
+    monkeypatch.setattr(common_cli, "load_checkpoint_for",
                         lambda args: SimpleNamespace(model=state.model, class_names=state.class_names,
                                                      config={}, meta={}))
-    monkeypatch.setattr(explain_cli, "load_data_for", lambda args: state.dataset)
+    monkeypatch.setattr(common_cli, "load_data_for", lambda args: state.dataset)
     for mod in (explain_cli, drop_cli):
         monkeypatch.setattr(mod, "attribution_names", lambda: ["xscore"])
         monkeypatch.setattr(mod, "make_attribution", lambda name, model, alpha, options=None: state.scorer)

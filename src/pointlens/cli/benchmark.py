@@ -22,7 +22,7 @@ EXAMPLE = (
 
 def register(sub) -> None:
     """Add ``pointlens benchmark``."""
-    from pointlens.cli.explain import add_checkpoint_options
+    from pointlens.cli.common import add_checkpoint_options
 
     p = common.add_parser(
         sub,
@@ -99,7 +99,7 @@ def register(sub) -> None:
 
 def parse_method_options(items: list[str]) -> dict:
     """``["ig.steps=32", "rise.n_masks=128"]`` -> ``{"ig": {"steps": 32}, "rise": {"n_masks": 128}}``."""
-    from pointlens.cli.explain import parse_option
+    from pointlens.cli.common import parse_option
 
     out: dict = {}
     for item in items:
@@ -115,7 +115,7 @@ def parse_method_options(items: list[str]) -> dict:
 def run(args) -> int:
     """Run the benchmark; rank 0 writes the run folder and prints the table (or ``--json``)."""
     from pointlens.benchmark import BenchmarkConfig, alternate_sampling, run_benchmark, write_outputs
-    from pointlens.cli.explain import load_model_and_data
+    from pointlens.cli.common import load_model_and_data
     from pointlens.training import distributed as D
     from pointlens.utils.io import RunFolder
 

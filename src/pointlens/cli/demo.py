@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import time
 
-from pointlens.cli.common import add_parser, print_json
-from pointlens.cli.train import vars_for_config
+from pointlens.cli.common import add_parser, print_json, vars_for_config
 
 
 def register(sub) -> None:

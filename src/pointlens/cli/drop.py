@@ -8,13 +8,8 @@ import numpy as np
 import torch
 
 from pointlens.cli import common
-from pointlens.cli.explain import (
-    add_checkpoint_options,
-    attribution_names,
-    load_model_and_data,
-    make_attribution,
-    vars_for_config,
-)
+from pointlens.cli.common import add_checkpoint_options, load_model_and_data, vars_for_config
+from pointlens.cli.explain import attribution_names, make_attribution
 from pointlens.errors import bad_argument
 
 EXAMPLE = ("pointlens drop --checkpoint ../shared/data/learning3d_pointnet_cls_modelnet40_best_model.t7 "

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from pointlens.cli.common import add_data_options, add_parser, print_json
-from pointlens.cli.train import vars_for_config
+from pointlens.cli.common import (
+    add_checkpoint_options,
+    add_data_options,
+    add_parser,
+    load_model_and_data,
+    print_json,
+    vars_for_config,
+)
 
 
 def register(sub) -> None:
@@ -22,35 +28,12 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def add_checkpoint_options(p) -> None:
-    """``--checkpoint PATH`` and ``--checkpoint-format pointlens|learning3d``."""
-    p.add_argument("--checkpoint", required=True, metavar="PATH", help="model checkpoint file")
-    p.add_argument("--checkpoint-format", default="pointlens", choices=["pointlens", "learning3d"],
-                   help="layout of the checkpoint (default pointlens)")
-
-
-def load_model_for_data(args, data):
-    """Load ``--checkpoint`` and check it fits ``data`` (same class count); returns the LoadedCheckpoint."""
-    from pointlens.errors import CheckpointError
-    from pointlens.models import load_checkpoint
-
-    ck = load_checkpoint(args.checkpoint, format=args.checkpoint_format, device=args.device)
-    n_model = len(ck.class_names) if ck.class_names else ck.config.get("num_classes")
-    if n_model is not None and n_model != data.num_classes:
-        raise CheckpointError(f"--checkpoint: {args.checkpoint} predicts {n_model} classes but --data has "
-                              f"{data.num_classes}; use a checkpoint trained on this data's classes")
-    return ck
-
-
 def run(args) -> int:
-    from pointlens.data import load_dataset
     from pointlens.training import evaluate
     from pointlens.utils.io import RunFolder
 
-    split = None if args.split == "all" else args.split
-    data = load_dataset(args.data, split=split, num_points=args.points, sampling=args.sampling, limit=args.limit)
-    ck = load_model_for_data(args, data)
-    ev = evaluate(ck.model, data, batch_size=args.batch_size, device=args.device)
+    ck, data, device = load_model_and_data(args)
+    ev = evaluate(ck.model, data, batch_size=args.batch_size, device=device)
     metrics = ev.to_dict()
     metrics["class_names"] = list(data.class_names)
     if ck.class_names and list(ck.class_names) != list(data.class_names):

@@ -6,88 +6,16 @@ they agree on the number of classes, and building attribution methods from their
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import numpy as np
 import torch
 
 from pointlens.cli import common
-from pointlens.errors import CheckpointError, bad_argument
+from pointlens.errors import bad_argument
 
 EXAMPLE = ("pointlens explain --method pointshift --checkpoint runs/train/model.pt --data shapeparts "
            "--split test --limit 16 --out runs/explain")
-
-
-# ------------------------------------------------------------------------------------------- shared helpers
-def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
-    """``--checkpoint CKPT`` and ``--checkpoint-format pointlens|learning3d``."""
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="classifier checkpoint to explain")
-    p.add_argument("--checkpoint-format", default="pointlens", choices=["pointlens", "learning3d"],
-                   help="checkpoint format (default pointlens; learning3d = its PointNet state_dict)")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``--device`` as a torch device, with a clear error when it is unknown or unavailable."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise bad_argument("--device", name, "a torch device such as cpu, cuda or cuda:0") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise bad_argument("--device", name, "cpu (no CUDA device is available on this machine)")
-    return device
-
-
-def load_checkpoint_for(args):
-    """Load ``args.checkpoint`` in its format on ``args.device``; returns the ``LoadedCheckpoint``."""
-    from pointlens.models import load_checkpoint
-
-    return load_checkpoint(args.checkpoint, format=args.checkpoint_format, device=args.device)
-
-
-def load_data_for(args):
-    """Load ``args.data`` with the split / points / sampling / limit options; returns a PointCloudDataset."""
-    from pointlens.data import load_dataset
-
-    split = None if args.split in (None, "all") else args.split
-    return load_dataset(args.data, split=split, num_points=args.points, sampling=args.sampling,
-                        seed=args.seed, limit=args.limit)
-
-
-def num_model_classes(model, points: torch.Tensor) -> int:
-    """Number of logits ``model`` produces, from one forward pass on the first cloud."""
-    from pointlens.models.hooks import preserve_model_state
-
-    with preserve_model_state(model), torch.no_grad():
-        model.eval()
-        out = model(points[:1])
-    if not isinstance(out, torch.Tensor) or out.dim() != 2:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise CheckpointError(f"--checkpoint: the model returned {shape} for one cloud; "
-                              "expected logits (1, C)")
-    return int(out.shape[1])
-
-
-def check_classes(args, loaded, dataset, device) -> int:
-    """Raise :class:`CheckpointError` when the checkpoint's class count differs from the data's; return it."""
-    if len(dataset) == 0:
-        raise bad_argument("--data", f"{args.data} (split {args.split})", "at least one cloud")
-    c = num_model_classes(loaded.model, torch.from_numpy(dataset.points[:1]).to(device))
-    names = list(getattr(loaded, "class_names", None) or [])
-    if c != dataset.num_classes or (names and len(names) != dataset.num_classes):
-        raise CheckpointError(
-            f"--checkpoint {args.checkpoint}: the model predicts {c} classes but the data {args.data} has "
-            f"{dataset.num_classes} classes; expected a checkpoint trained on the data's classes")
-    return c
-
-
-def load_model_and_data(args):
-    """Checkpoint, dataset and device for a command, checked to agree on the number of classes."""
-    device = resolve_device(args.device)
-    loaded = load_checkpoint_for(args)
-    dataset = load_data_for(args)
-    check_classes(args, loaded, dataset, device)
-    return loaded, dataset, device
 
 
 def attribution_names() -> list[str]:
@@ -95,24 +23,6 @@ def attribution_names() -> list[str]:
     from pointlens.attribution import list_attributions
 
     return list(list_attributions())
-
-
-def parse_option(text: str) -> tuple[str, object]:
-    """``KEY=VALUE`` -> ``(key, value)`` with VALUE read as int, float, true/false/none or text."""
-    if "=" not in text or not text.split("=", 1)[0].strip():
-        raise bad_argument("--option", text, "KEY=VALUE, e.g. --option steps=32")
-    key, raw = (s.strip() for s in text.split("=", 1))
-    low = raw.lower()
-    if low in ("true", "false"):
-        return key, low == "true"
-    if low == "none":
-        return key, None
-    for cast in (int, float):
-        try:
-            return key, cast(raw)
-        except ValueError:
-            pass
-    return key, raw
 
 
 def make_attribution(name: str, model, alpha: float, options: dict | None = None):
@@ -168,7 +78,7 @@ def register(sub) -> None:
                                       "coloured by score), config.json and metrics.json.")
     p.add_argument("--method", required=True,
                    help="attribution method, e.g. pointshift, gradient, ig, critical")
-    add_checkpoint_options(p)
+    common.add_checkpoint_options(p)
     common.add_data_options(p)
     p.add_argument("--target", default="pred",
                    help="class to explain: pred (predicted, default), true (label) or a class index")
@@ -202,9 +112,9 @@ def run(args) -> int:
     names = attribution_names()
     if args.method not in names:
         raise bad_argument("--method", args.method, "one of " + ", ".join(names))
-    options = dict(parse_option(o) for o in args.option)
+    options = dict(common.parse_option(o) for o in args.option)
     seed_everything(args.seed)
-    loaded, dataset, device = load_model_and_data(args)
+    loaded, dataset, device = common.load_model_and_data(args)
     model = loaded.model
     target, target_kind = parse_target(args.target, dataset.labels, dataset.num_classes)
     method = make_attribution(args.method, model, args.alpha, options)
@@ -226,7 +136,7 @@ def run(args) -> int:
     else:
         target_arr = np.full(len(points), target, dtype=np.int64)
 
-    folder = RunFolder(args.out, "explain", config=vars_for_config(args), seed=args.seed)
+    folder = RunFolder(args.out, "explain", config=common.vars_for_config(args), seed=args.seed)
     folder.write_config()
     save_npz(folder.file("scores.npz"), points=dataset.points, scores=scores, labels=dataset.labels,
              predictions=predictions, target=target_arr.astype(np.int64))
@@ -258,8 +168,3 @@ def run(args) -> int:
     if args.json:
         common.print_json(metrics)
     return 0
-
-
-def vars_for_config(args) -> dict:
-    """The parsed arguments as a JSON-safe dict (without the handler function)."""
-    return {k: v for k, v in vars(args).items() if k != "func"}

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import time
 
-from pointlens.cli.common import add_data_options, add_output_options, add_parser, add_seed_device, print_json
-from pointlens.errors import bad_argument
+from pointlens.cli.common import (
+    add_data_options,
+    add_output_options,
+    add_parser,
+    add_seed_device,
+    parse_option,
+    print_json,
+    vars_for_config,
+)
 
 
 def register(sub) -> None:
@@ -28,24 +35,7 @@ def register(sub) -> None:
 
 def parse_model_options(items: list[str]) -> dict:
     """``["k=10", "dropout=0.5"]`` -> ``{"k": 10, "dropout": 0.5}`` (ints, floats, booleans, strings)."""
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise bad_argument("--model-option", item, "KEY=VALUE")
-        k, v = item.split("=", 1)
-        low = v.lower()
-        if low in ("true", "false"):
-            out[k] = low == "true"
-            continue
-        for cast in (int, float):
-            try:
-                out[k] = cast(v)
-                break
-            except ValueError:
-                continue
-        else:
-            out[k] = v
-    return out
+    return dict(parse_option(item, "--model-option") for item in items)
 
 
 def run(args) -> int:
@@ -88,8 +78,3 @@ def run(args) -> int:
         print(f"trained {args.model} for {cfg.epochs} epochs in {result.train_seconds:.0f} s"
               + (f"; test accuracy {acc:.4f}" if acc is not None else "") + f"; run folder {folder.path}")
     return 0
-
-
-def vars_for_config(args) -> dict:
-    """The parsed arguments as a JSON-safe dict (without the handler function)."""
-    return {k: v for k, v in vars(args).items() if k != "func"}

@@ -12,57 +12,14 @@ from collections.abc import Callable
 
 from torch import nn
 
+# ModelNet40 class names in the official order; learning3d checkpoints use it (one list, kept in data.readers).
+from pointlens.data.readers import MODELNET40_CLASSES  # noqa: F401  (re-exported)
 from pointlens.errors import bad_argument
 from pointlens.utils.validate import check_int
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
 _BUILTIN = ("pointlens.models.pointnet", "pointlens.models.pointnet2", "pointlens.models.dgcnn")
 _loaded = False
-
-# ModelNet40 class names in the official order (modelnet40_shape_names.txt); learning3d checkpoints use it.
-MODELNET40_CLASSES = [
-    "airplane",
-    "bathtub",
-    "bed",
-    "bench",
-    "bookshelf",
-    "bottle",
-    "bowl",
-    "car",
-    "chair",
-    "cone",
-    "cup",
-    "curtain",
-    "desk",
-    "door",
-    "dresser",
-    "flower_pot",
-    "glass_box",
-    "guitar",
-    "keyboard",
-    "lamp",
-    "laptop",
-    "mantel",
-    "monitor",
-    "night_stand",
-    "person",
-    "piano",
-    "plant",
-    "radio",
-    "range_hood",
-    "sink",
-    "sofa",
-    "stairs",
-    "stool",
-    "table",
-    "tent",
-    "toilet",
-    "tv_stand",
-    "vase",
-    "wardrobe",
-    "xbox",
-]
-
 
 def _load_builtin() -> None:
     global _loaded
