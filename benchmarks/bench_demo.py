@@ -20,7 +20,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(quick: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["demo", "--out", tmp, "--json", "--quiet"] + (["--epochs", "1", "--explain-clouds", "4"] if quick else [])
+        args = ["demo", "--out", tmp, "--json", "--quiet"]
+        if quick:
+            args += ["--epochs", "1", "--explain-clouds", "4"]
         t0 = time.perf_counter()
         res = subprocess.run([sys.executable, "-m", "pointlens.cli.main", *args], capture_output=True, text=True)
         demo_s = time.perf_counter() - t0
