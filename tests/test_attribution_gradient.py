@@ -61,7 +61,7 @@ def test_pointshift_default_target_is_the_predicted_class():
 
 
 def test_gradient_and_gradxinput_equal_captum():
-    captum_attr = pytest.importorskip("captum.attr")
+    import captum.attr as captum_attr  # test-only dependency (pyproject [test]); CI installs it
     net = TinyPointNet().eval()
     x = cloud(2, 20, seed=5)
     sal = captum_attr.Saliency(net).attribute(x.clone().requires_grad_(True), target=TARGET, abs=True)
@@ -77,7 +77,7 @@ def test_gradient_and_gradxinput_equal_captum():
                                     "riemann_trapezoid"])
 @pytest.mark.parametrize("baseline", ["centre", "zeros"])
 def test_integrated_gradients_equal_captum(method, baseline):
-    captum_attr = pytest.importorskip("captum.attr")
+    import captum.attr as captum_attr  # test-only dependency (pyproject [test]); CI installs it
     net = TinyDGCNN().eval() if method == "gausslegendre" else TinyPointNet().eval()
     x = cloud(2, 16, seed=6)
     ig = IntegratedGradients(net, baseline=baseline, steps=12, method=method, batch_size=7)

@@ -95,3 +95,28 @@ def test_not_a_plain_checkpoint(capsys, tmp_path):
     expect_one_line(capsys, ["evaluate", "--checkpoint", str(bad), "--data",
                              f"npz:{write_npz(tmp_path / 'd.npz', classes=2)}", "--split", "all", "--points", "16"],
                     "random.pt")
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "OUT"], ["demo", "--out", "OUT"],
+                                     ["recon", "run", "--quick", "--out", "OUT"]])
+def test_bad_device_is_one_line(capsys, tmp_path, command):
+    argv = [str(tmp_path / "run") if a == "OUT" else a for a in command] + ["--device", "gpu"]
+    expect_one_line(capsys, argv, "--device", "gpu")
+    assert not (tmp_path / "run").exists()  # nothing half-written
+
+
+def test_stochastic_scores_do_not_depend_on_batching_or_order():
+    """A cloud gets the same random / RISE scores alone, inside a batch, or after other clouds."""
+    from pointlens.attribution import create_attribution
+
+    torch.manual_seed(0)
+    model = create_model("pointnet", 3, channels=(8, 16), head=(8,)).eval()
+    x = torch.rand(5, 40, 3)
+    for name, opts in (("random", {}), ("rise", {"n_masks": 16})):
+        method = create_attribution(name, model, seed=3, **opts)
+        together = method.attribute(x, target=0)
+        alone = torch.cat([method.attribute(x[i:i + 1], target=0) for i in range(5)])
+        reordered = method.attribute(x.flip(0), target=0).flip(0)
+        torch.testing.assert_close(together, alone)
+        torch.testing.assert_close(together, reordered)
+        assert not torch.allclose(together, create_attribution(name, model, seed=4, **opts).attribute(x, target=0))

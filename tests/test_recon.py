@@ -389,7 +389,6 @@ def test_study_rejects_bad_options():
 
 
 def test_cli_quick(tmp_path, capsys):
-    pytest.importorskip("pointlens.data.shapeparts")
     from pointlens.cli.main import main
 
     rc = main(

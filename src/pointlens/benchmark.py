@@ -20,8 +20,9 @@ Determinism and scale-out (``torchrun --nproc-per-node K``)
     Clouds are processed in fixed chunks of ``config.chunk_size`` clouds aligned to global indices
     (``[0, 8), [8, 16), ...``); each rank takes a contiguous block of whole chunks
     (:func:`pointlens.training.distributed.shard` over the chunk list). Every stochastic step is seeded from
-    the chunk: stochastic methods get ``seed = config.seed + chunk start`` (so cloud ``i`` uses ``seed + i``),
-    metric draws (faithfulness subsets, jitter, random-logit classes) use :func:`chunk_seed`. Rank 0 gathers
+    the chunk or the cloud: stochastic methods seed every cloud from ``config.seed`` and its geometry
+    (:func:`pointlens.attribution.base.cloud_seeds`, independent of batching), metric draws (faithfulness
+    subsets, jitter, random-logit classes) use :func:`chunk_seed`. Rank 0 gathers
     the per-cloud values, orders them globally and reduces them (a NaN-ignoring mean in float64) — so the
     table does not depend on the number of ranks: K processes give EXACTLY the single-process table (with the
     same thread count per process). The sanity group runs on the first ``config.sanity_clouds`` clouds,
@@ -48,6 +49,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import DataError, InvalidArgumentError, bad_argument
+from pointlens.models.hooks import model_device
 from pointlens.training import distributed as D
 from pointlens.utils.io import load_json, save_json, save_npz
 from pointlens.utils.progress import progress
@@ -430,7 +432,7 @@ class _Engine:
         self.ds = dataset
         self.cfg = config
         self.out = Path(out_dir) if out_dir is not None else None
-        self.device = torch.device(device) if device is not None else _model_device(model)
+        self.device = torch.device(device) if device is not None else model_device(model)
         self.points = torch.from_numpy(np.ascontiguousarray(dataset.points, dtype=np.float32))
         self.alt = (
             None
@@ -506,7 +508,7 @@ class _Engine:
             local = {}
             for ch in self.mine:
                 pts, t = self._chunk(ch)
-                s = _explain_fn(method, opts, self.cfg.seed + ch.start)(self.model, pts, t)
+                s = _explain_fn(method, opts, self.cfg.seed)(self.model, pts, t)
                 local[ch.start] = s.detach().cpu().numpy()
             merged = self._merge(local)
             if D.is_main() and path is not None:
@@ -579,7 +581,7 @@ class _Engine:
         from pointlens.metrics.robustness import max_sensitivity, resampling_consistency
 
         pts, t = self._chunk(ch)
-        explain = _explain_fn(method, opts, self.cfg.seed + ch.start)
+        explain = _explain_fn(method, opts, self.cfg.seed)
         sens = max_sensitivity(
             self.model,
             pts,
@@ -604,7 +606,7 @@ class _Engine:
         from pointlens.metrics.sanity import model_randomisation, random_logit_test
 
         pts, t = self._chunk(ch)
-        explain = _explain_fn(method, opts, self.cfg.seed + ch.start)
+        explain = _explain_fn(method, opts, self.cfg.seed)
         cas = model_randomisation(self.model, pts, explain, t, mode="cascading", seed=self.cfg.seed)
         ind = model_randomisation(self.model, pts, explain, t, mode="independent", seed=self.cfg.seed)
         out = {"cascading_spearman": cas.steps[-1].spearman.cpu().numpy()}
@@ -662,12 +664,6 @@ class _Engine:
         if path is not None:
             save_npz(path, key=np.array(key), **values)
         return values
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def run_benchmark(

@@ -9,6 +9,8 @@ Higher score = more important for ``target`` (``None`` = the class the model pre
 
 from __future__ import annotations
 
+import hashlib
+
 import torch
 from torch import nn
 
@@ -44,6 +46,30 @@ def canonical_order(points: torch.Tensor) -> torch.Tensor:
         key = torch.gather(points[..., axis], 1, order)
         order = torch.gather(order, 1, key.sort(dim=1, stable=True).indices)
     return order
+
+
+def cloud_seeds(points: torch.Tensor, seed: int) -> list[int]:
+    """One generator seed per cloud, from ``seed`` and the cloud's geometry only.
+
+    The seed does not depend on the cloud's position in the batch or on its point order (the coordinates are
+    hashed in :func:`canonical_order`), so a stochastic method gives a cloud the same scores whether it is
+    explained alone, inside any batch, or permuted; different clouds get unrelated draws.
+
+    Args:
+        points: ``(B, N, D)``.
+        seed: the method's seed.
+
+    Returns:
+        ``B`` non-negative ints.
+    """
+    order = canonical_order(points)
+    canon = torch.gather(points.detach(), 1, order.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
+    canon = canon.to(device="cpu", dtype=torch.float32).contiguous().numpy()
+    out = []
+    for c in canon:
+        h = int.from_bytes(hashlib.blake2b(c.tobytes(), digest_size=8).digest(), "little")
+        out.append((int(seed) * 1_000_003 + h) % (2**63))
+    return out
 
 
 def per_point_draws(points: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:

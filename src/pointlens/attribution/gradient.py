@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pointlens.attribution.base import Attribution, per_point_draws, select
+from pointlens.attribution.base import Attribution, cloud_seeds, per_point_draws, select
 from pointlens.errors import bad_argument
 from pointlens.perturb.removal import CENTRES, cloud_centre
 from pointlens.utils.seed import generator
@@ -248,7 +248,8 @@ class SmoothGrad(Attribution):
     """SmoothGrad (Smilkov et al. 2017): average an attribution over noisy copies of the cloud.
 
     ``s = (1/n) sum_k A(x + eps_k)`` with ``eps_k ~ N(0, sigma^2)`` i.i.d. per coordinate; the target is
-    resolved once on the clean cloud. The noise of cloud ``b`` comes from a generator seeded with ``seed + b``
+    resolved once on the clean cloud. The noise of cloud ``b`` comes from a generator seeded from ``seed`` and its
+    geometry (:func:`cloud_seeds`)
     and is drawn per point in geometric order (:func:`~pointlens.attribution.base.canonical_order`), so it is
     deterministic for a seed and permutation-consistent.
 
@@ -307,7 +308,8 @@ class SmoothGrad(Attribution):
     def noise(self, points: torch.Tensor) -> torch.Tensor:
         """The noise added to ``points`` ``(B, N, 3)``: ``(n_samples, B, N, 3)`` (same dtype/device)."""
         b, n, d = points.shape
-        draws = torch.stack([torch.randn(n, self.n_samples, d, generator=generator(self.seed + i),
+        seeds = cloud_seeds(points, self.seed)
+        draws = torch.stack([torch.randn(n, self.n_samples, d, generator=generator(seeds[i]),
                                          dtype=torch.float64) for i in range(b)])
         eps = per_point_draws(points.detach().cpu(), draws)  # (B, N, S, D)
         return (self.sigma * eps).permute(2, 0, 1, 3).to(device=points.device, dtype=points.dtype)

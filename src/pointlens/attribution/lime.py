@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pointlens.attribution.base import Attribution
+from pointlens.attribution.base import Attribution, cloud_seeds
 from pointlens.attribution.occlusion import fpss_start
 from pointlens.attribution.rise import OUTPUTS, model_output
 from pointlens.ops.geometry import farthest_point_sampling, gather_points, knn
@@ -74,7 +74,8 @@ class LIME(Attribution):
     cloud's centre (the kept fraction differs between samples, so deleting would give clouds of different
     sizes). The surrogate ``y ~ b + z . a`` is fitted with weights ``exp(-(1 - kept_fraction)^2 /
     kernel_width^2)`` and L2 penalty ``ridge``; every point gets its segment's coefficient ``a``.
-    Segment draws come from a generator seeded with ``seed + b`` for cloud ``b`` and are indexed by the
+    Segment draws come from a generator seeded from ``seed`` and the cloud's geometry
+    (:func:`cloud_seeds`) and are indexed by the
     geometric segment order: deterministic for a seed and permutation-consistent.
 
     Args:
@@ -112,10 +113,11 @@ class LIME(Attribution):
         self.output = check_choice("output", output, OUTPUTS)
         self.seed = check_int("seed", seed)
 
-    def samples(self, b: int, s: int, device=None) -> torch.Tensor:
-        """Segment keep-indicators ``(B, n_samples, S)`` bool (row 0 of every cloud keeps all segments)."""
-        z = torch.stack([torch.rand(self.n_samples, s, generator=generator(self.seed + i),
-                                    dtype=torch.float64) for i in range(b)]) < self.p_keep
+    def samples(self, points: torch.Tensor, s: int, device=None) -> torch.Tensor:
+        """Segment keep-indicators ``(B, n_samples, S)`` bool for ``points (B, N, 3)`` (row 0 keeps all segments)."""
+        seeds = cloud_seeds(points, self.seed)
+        z = torch.stack([torch.rand(self.n_samples, s, generator=generator(sd),
+                                    dtype=torch.float64) for sd in seeds]) < self.p_keep
         z[:, 0] = True
         return z.to(device)
 
@@ -135,7 +137,7 @@ class LIME(Attribution):
         b, n, d = x.shape
         seg = kmeans_segments(x, self.n_segments, self.kmeans_iters)
         s = min(self.n_segments, n)
-        z = self.samples(b, s, x.device)
+        z = self.samples(x, s, x.device)
         coefs, inters = [], []
         with torch.no_grad():
             for j in range(b):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pointlens.attribution.base import Attribution, per_point_draws
+from pointlens.attribution.base import Attribution, cloud_seeds, per_point_draws
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import check_int
 
@@ -15,7 +15,8 @@ class RandomAttribution(Attribution):
 
     The model is only called (once, on one cloud) to range-check an explicit ``target``.
 
-    Cloud ``b`` uses a generator seeded with ``seed + b``; the draws are assigned to the points in geometric
+    Cloud ``b`` uses a generator seeded from ``seed`` and its geometry
+    (:func:`cloud_seeds`); the draws are assigned to the points in geometric
     order (:func:`~pointlens.attribution.base.canonical_order`), so permuting a cloud permutes its scores.
 
     Args:
@@ -38,6 +39,7 @@ class RandomAttribution(Attribution):
             with torch.no_grad():
                 classes = self._forward(x[:1]).shape[1]
             self._resolve(torch.zeros(b, classes, device=x.device), target)
-        draws = torch.stack([torch.rand(n, generator=generator(self.seed + i), dtype=torch.float64)
+        seeds = cloud_seeds(x, self.seed)
+        draws = torch.stack([torch.rand(n, generator=generator(seeds[i]), dtype=torch.float64)
                              for i in range(b)])
         return per_point_draws(x.detach().cpu(), draws).to(device=x.device, dtype=x.dtype)

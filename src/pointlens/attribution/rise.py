@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pointlens.attribution.base import Attribution, per_point_draws
+from pointlens.attribution.base import Attribution, cloud_seeds, per_point_draws
 from pointlens.perturb.removal import CENTRES, cloud_centre, keep_points, shift_to_centre
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import check_choice, check_float, check_int
@@ -24,7 +24,8 @@ class RISE(Attribution):
     """RISE-3D: ``s_i = sum_m f(x restricted to M_m) M_mi / (n_masks p)`` over random keep-masks ``M_m``.
 
     ``f`` is the target probability (or logit) and ``p`` the expected fraction of points kept (RISE's
-    normalisation). Masks are drawn per point: cloud ``b`` uses a generator seeded with ``seed + b`` and the
+    normalisation). Masks are drawn per point: cloud ``b`` uses a generator seeded from ``seed`` and its
+    geometry (:func:`cloud_seeds`) and the
     draws are assigned in geometric order (:func:`~pointlens.attribution.base.canonical_order`), so the
     method is deterministic for a seed and permutation-consistent.
 
@@ -69,7 +70,8 @@ class RISE(Attribution):
     def masks(self, points: torch.Tensor) -> torch.Tensor:
         """The keep-masks used for ``points`` ``(B, N, 3)``: ``(B, n_masks, N)`` bool, True = kept."""
         b, n, _ = points.shape
-        keys = torch.stack([torch.rand(n, self.n_masks, generator=generator(self.seed + i),
+        seeds = cloud_seeds(points, self.seed)
+        keys = torch.stack([torch.rand(n, self.n_masks, generator=generator(seeds[i]),
                                        dtype=torch.float64) for i in range(b)])
         keys = per_point_draws(points.detach().cpu(), keys).transpose(1, 2)  # (B, M, N)
         if self.removal == "shift":

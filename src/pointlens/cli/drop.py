@@ -118,7 +118,7 @@ def run(args) -> int:
         if name == "random":
             scorer = "random"
         else:
-            scorer = make_attribution(name, model, args.alpha)
+            scorer = make_attribution(name, model, args.alpha, seed=args.seed)
             if name in once:
                 scorer = ScoreOnce(scorer)
         for mode in modes:

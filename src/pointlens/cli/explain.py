@@ -25,13 +25,17 @@ def attribution_names() -> list[str]:
     return list(list_attributions())
 
 
-def make_attribution(name: str, model, alpha: float, options: dict | None = None):
-    """Build method ``name`` on ``model``; ``alpha`` goes to ``pointshift`` only."""
-    from pointlens.attribution import create_attribution
+def make_attribution(name: str, model, alpha: float, options: dict | None = None, seed: int | None = None):
+    """Build method ``name`` on ``model``; ``alpha`` goes to ``pointshift`` only, ``--seed`` to the stochastic ones."""
+    import inspect
+
+    from pointlens.attribution import attribution_class, create_attribution
 
     opts = dict(options or {})
     if name == "pointshift":
         opts.setdefault("alpha", alpha)
+    if seed is not None and "seed" in inspect.signature(attribution_class(name).__init__).parameters:
+        opts.setdefault("seed", seed)
     try:
         return create_attribution(name, model, **opts)
     except TypeError as e:  # an option the method does not take
@@ -117,7 +121,7 @@ def run(args) -> int:
     loaded, dataset, device = common.load_model_and_data(args)
     model = loaded.model
     target, target_kind = parse_target(args.target, dataset.labels, dataset.num_classes)
-    method = make_attribution(args.method, model, args.alpha, options)
+    method = make_attribution(args.method, model, args.alpha, options, seed=args.seed)
 
     points = torch.from_numpy(dataset.points)
     predictions = predict(model, points, args.batch_size, device)

@@ -63,6 +63,10 @@ def main(argv=None) -> int:
     tune_allocator()
     set_quiet(getattr(args, "quiet", False))
     try:
+        if isinstance(getattr(args, "device", None), str):  # one check of --device for every command
+            from pointlens.cli.common import resolve_device
+
+            args.device = str(resolve_device(args.device))
         return int(args.func(args) or 0)
     except PointlensError as e:
         print(f"pointlens {args.command}: error: {e}", file=sys.stderr)

@@ -72,48 +72,17 @@ def _parse_thresholds(text: str) -> list[float]:
     return vals
 
 
-def _read_fallback(path: Path) -> np.ndarray:
-    """Read .npy/.npz/.txt/.xyz/.csv when pointlens.data.read_cloud_file is not importable."""
-    ext = path.suffix.lower()
-    try:
-        if ext == ".npy":
-            return np.load(path, allow_pickle=False)
-        if ext == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                keys = list(z.keys())
-                key = next((k for k in ("points", "xyz", "pc", "cloud") if k in keys), None)
-                if key is None and len(keys) == 1:
-                    key = keys[0]
-                if key is None:
-                    raise DataError(f"{path}: npz arrays {keys}; expected one array or one named 'points'")
-                return z[key]
-        if ext in (".txt", ".xyz", ".csv", ".pts"):
-            with open(path) as f:
-                first = f.readline()
-            return np.loadtxt(path, delimiter="," if "," in first else None, ndmin=2)
-    except DataError:
-        raise
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: cannot read a point cloud ({e})") from None
-    raise DataError(f"{path}: unsupported extension {ext!r}; expected .npy, .npz, .txt, .xyz or .csv")
-
-
 def read_cloud(path: str, name: str, num_points: int | None = None) -> np.ndarray:
     """Read one cloud file into an ``(N, 3)`` float32 array, with errors that name the option and the file."""
     p = Path(path)
     if not p.is_file():
         raise DataError(f"{name}: file not found: {path}")
+    from pointlens.data import read_cloud_file
+
     try:
-        from pointlens.data import read_cloud_file
-    except ImportError:
-        read_cloud_file = None
-    try:
-        arr = read_cloud_file(p, num_points) if read_cloud_file is not None else _read_fallback(p)
+        arr = np.asarray(read_cloud_file(p, num_points))
     except PointlensError as e:
         raise type(e)(f"{name}: {e}") from None
-    arr = np.asarray(arr)
-    if arr.ndim == 3 and arr.shape[0] == 1 and read_cloud_file is None:
-        arr = arr[0]
     if arr.ndim == 2 and arr.shape[0] == 3 and arr.shape[1] > 3:
         raise DataError(f"{name}: {path} holds an array of shape {arr.shape} (channels first?); "
                         "expected one cloud (N, 3): transpose it")

@@ -25,6 +25,7 @@ from torch import nn
 
 from pointlens.errors import bad_argument
 from pointlens.metrics.localisation import as_scores, pearson
+from pointlens.models.hooks import model_device
 from pointlens.perturb.removal import cloud_centre, delete_points, keep_points, shift_to_centre
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import as_points, as_target, check_choice, check_int
@@ -40,12 +41,6 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return fallback
-
-
 def model_outputs(model: nn.Module, points: torch.Tensor, *, batch_size: int = 256) -> torch.Tensor:
     """Logits of ``model`` on a batch of clouds, without gradients, in chunks of ``batch_size`` clouds.
 
@@ -63,7 +58,7 @@ def model_outputs(model: nn.Module, points: torch.Tensor, *, batch_size: int = 2
     if not isinstance(model, nn.Module):
         raise bad_argument("model", type(model).__name__,
                            "a torch.nn.Module mapping (B, N, 3) to logits (B, C)")
-    dev = _model_device(model, points.device)
+    dev = model_device(model, points.device)
     outs = []
     with torch.no_grad():
         for s in range(0, points.shape[0], batch_size):

@@ -97,3 +97,12 @@ def preserve_model_state(model: nn.Module):
             m.train(t)
         for p, g in grads.items():
             p.requires_grad_(g)
+
+
+def model_device(model: nn.Module, fallback="cpu") -> torch.device:
+    """Device of the model's first parameter (or buffer), else ``fallback``: where its inputs must go."""
+    for t in model.parameters():
+        return t.device
+    for t in model.buffers():
+        return t.device
+    return torch.device(fallback)

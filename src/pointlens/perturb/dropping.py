@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import PointlensError, bad_argument
-from pointlens.models.hooks import preserve_model_state
+from pointlens.models.hooks import model_device, preserve_model_state
 from pointlens.perturb.removal import delete_points
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import as_points, as_target, check_choice, check_int
@@ -163,14 +163,6 @@ def drop_schedule(budgets: Sequence[int], per_step: int) -> list[int]:
     return steps
 
 
-def _model_device(model: nn.Module, fallback: torch.device) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return fallback
-
-
 def _classify_scorer(scorer, m: int, n: int):
     """Return (kind, payload): kind in random | fixed | once | call."""
     if isinstance(scorer, str):
@@ -278,7 +270,7 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
     steps = drop_schedule(budgets, per_step)
     budget_set = set(budgets)
     max_budget = budgets[-1]
-    device = _model_device(model, pts.device)
+    device = model_device(model, pts.device)
 
     correct = {b: np.zeros(m, dtype=bool) for b in budgets}
     preds = {b: np.zeros(m, dtype=np.int64) for b in budgets}

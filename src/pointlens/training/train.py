@@ -112,7 +112,9 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
             built after seeding with ``cfg.seed``.
         out_dir: run folder; ``checkpoint.pt`` (pointlens checkpoint with the training state) is written
             atomically after every epoch, and ``history.json``.
-        resume: continue from ``out_dir/checkpoint.pt`` (its config must match ``cfg``).
+        resume: continue from ``out_dir/checkpoint.pt`` (its config must match ``cfg``; only ``epochs`` may
+            differ: raising it extends the run, with the cosine schedule recomputed for the new total, so an
+            extended run is not identical to a fresh run of that length).
         device: torch device.
         on_epoch: optional callback ``f(epoch_record: dict)``.
 
@@ -176,8 +178,8 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         t0 = time.perf_counter()
         tot_loss, tot_correct, tot_seen = 0.0, 0, 0
         batches = [order[s:s + cfg.batch_size] for s in range(0, n, cfg.batch_size)]
-        if len(batches) > 1 and len(batches[-1]) < 2:
-            batches = batches[:-1]  # BatchNorm needs at least two clouds
+        if len(batches) > 1 and len(batches[-1]) < 2 * world_size:
+            batches = batches[:-1]  # BatchNorm needs at least two clouds on every rank
         for bidx in progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}"):
             x = pts_all[bidx]
             y = lab_all[bidx]
