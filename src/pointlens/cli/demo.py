@@ -121,7 +121,8 @@ def _explanation_stages(args, model, test_set, folder, rep, metrics) -> None:
         render_clouds(points[:shown], mask[:shown].float(), folder.file("ground_truth.png"), titles=names)
         rep.image("ground_truth.png", "ground truth: the discriminative parts")
     rep.cloud(points[0].numpy(), scores_all["pointshift"][0].numpy(),
-              caption=f"interactive: PointShift scores on a {names[0]}", colorscale="RdBu_r")
+              caption=f"interactive: PointShift scores on a {names[0]} (red = supports the class)",
+              colorscale="RdBu_r", symmetric=True)
 
     rep.heading("Dropping salient points")
     n = points.shape[1]

@@ -102,13 +102,20 @@ class Report:
                            "{responsive: true, displaylogo: false});</script>")
         return self
 
-    def cloud(self, points, scores=None, caption: str | None = None, colorscale: str = "Viridis") -> "Report":
-        """Add an interactive 3D scatter of one cloud ``(N, 3)`` coloured by ``scores (N,)``."""
+    def cloud(self, points, scores=None, caption: str | None = None, colorscale: str = "Viridis",
+              symmetric: bool = False) -> "Report":
+        """Add an interactive 3D scatter of one cloud ``(N, 3)`` coloured by ``scores (N,)``.
+
+        ``symmetric`` centres the colour scale on 0 (for signed scores with a diverging colour scale).
+        """
         p = np.asarray(points, dtype=np.float32)
         marker = {"size": 2}
         if scores is not None:
-            marker.update(color=np.asarray(scores, dtype=np.float32).tolist(), colorscale=colorscale,
-                          showscale=True)
+            s = np.asarray(scores, dtype=np.float32)
+            marker.update(color=s.tolist(), colorscale=colorscale, showscale=True)
+            if symmetric:
+                m = float(np.abs(s).max()) or 1.0
+                marker.update(cmin=-m, cmax=m)
         fig = {"data": [{"type": "scatter3d", "mode": "markers", "x": p[:, 0].tolist(), "y": p[:, 1].tolist(),
                          "z": p[:, 2].tolist(), "marker": marker}],
                "layout": {"margin": {"l": 0, "r": 0, "t": 10, "b": 0},
