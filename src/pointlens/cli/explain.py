@@ -14,7 +14,7 @@ import torch
 from pointlens.cli import common
 from pointlens.errors import bad_argument
 
-EXAMPLE = ("pointlens explain --method pointshift --checkpoint runs/train/model.pt --data shapeparts "
+EXAMPLE = ("pointlens explain --method pointshift --checkpoint runs/pointnet/checkpoint.pt --data shapeparts "
            "--split test --limit 16 --out runs/explain")
 
 
