@@ -84,7 +84,7 @@ def run(quick: bool = False) -> str:
         lines.append(f"| {name} | " + " | ".join(f"{c[b]:.3f}" for b in budgets) + " |")
     lines += ["", f"Whole experiment (6 curves incl. the duplicate random-low, through the CLI): **{took:.0f} s**. "
               f"Command: `{cmd}`", "",
-              "Sweep of point-shift high-drop (power alpha, points per step; budgets 100 and 200):", "",
+              "Sweep of point-shift high-drop (power alpha, points per step; accuracy after 100 and 200 points):", "",
               "| points/step | alpha | acc@100 | acc@200 | seconds |", "|---|---|---|---|---|"]
     rows = sweep(quick)
     for r in rows:
