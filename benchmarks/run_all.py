@@ -27,7 +27,9 @@ INTRO = """# Benchmarks
 
 Measured with `make bench` (or `python benchmarks/run_all.py NAME`) unless a section says otherwise. Each section
 records the command, the machine and the date it was measured. Speed claims are ratios measured side by side in
-the same run on the same machine.
+the same run on the same machine. The sections of 2026-11-21 were measured two benchmarks at a time on the 2-core
+machine (each competing for the cores with another), so their absolute times are upper bounds of an idle machine's;
+ratios within a section were measured under the same load.
 """
 
 
