@@ -78,7 +78,11 @@ def load_checkpoint_for(args):
 def load_data_for(args):
     """Load ``args.data`` with the split / points / sampling / limit options; returns a PointCloudDataset."""
     from pointlens.data import load_dataset
+    from pointlens.utils.validate import check_int
 
+    check_int("--points", args.points, minimum=1)  # the CLI's names in the errors, for every command
+    if args.limit is not None:
+        check_int("--limit", args.limit, minimum=1)
     split = None if args.split in (None, "all") else args.split
     return load_dataset(args.data, split=split, num_points=args.points, sampling=args.sampling,
                         seed=getattr(args, "seed", 0), limit=args.limit)

@@ -88,11 +88,8 @@ def run(args) -> int:
     from pointlens.utils.seed import seed_everything
     from pointlens.utils.validate import check_float, check_int
 
-    check_int("--points", args.points, minimum=1)
     check_int("--per-step", args.per_step, minimum=1)
     check_int("--batch-size", args.batch_size, minimum=1)
-    if args.limit is not None:
-        check_int("--limit", args.limit, minimum=1)
     check_float("--alpha", args.alpha)
     budgets = parse_budgets(args.budgets)
     valid = method_names()

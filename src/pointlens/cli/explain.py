@@ -60,18 +60,6 @@ def parse_target(text: str, labels: np.ndarray, num_classes: int):
     return c, str(c)
 
 
-def predict(model, points: torch.Tensor, batch_size: int, device) -> np.ndarray:
-    """Predicted classes ``(M,)`` in eval mode, no gradients."""
-    from pointlens.models.hooks import preserve_model_state
-
-    out = []
-    with preserve_model_state(model), torch.no_grad():
-        model.eval()
-        for s in range(0, len(points), batch_size):
-            out.append(model(points[s:s + batch_size].to(device)).argmax(dim=1).cpu())
-    return torch.cat(out).numpy()
-
-
 # ------------------------------------------------------------------------------------------- the command
 def register(sub) -> None:
     p = common.add_parser(sub, "explain", help="score every point of some clouds with an attribution method",
@@ -107,11 +95,8 @@ def run(args) -> int:
     from pointlens.utils.seed import seed_everything
     from pointlens.utils.validate import check_float, check_int
 
-    check_int("--points", args.points, minimum=1)
     check_int("--batch-size", args.batch_size, minimum=1)
     check_int("--renders", args.renders, minimum=0)
-    if args.limit is not None:
-        check_int("--limit", args.limit, minimum=1)
     check_float("--alpha", args.alpha)
     names = attribution_names()
     if args.method not in names:
@@ -124,7 +109,9 @@ def run(args) -> int:
     method = make_attribution(args.method, model, args.alpha, options, seed=args.seed)
 
     points = torch.from_numpy(dataset.points)
-    predictions = predict(model, points, args.batch_size, device)
+    from pointlens.training.evaluate import predict
+
+    predictions = predict(model, points, batch_size=args.batch_size, device=device).argmax(1).numpy()
     t0 = time.perf_counter()
     chunks = []
     for s in progress(range(0, len(points), args.batch_size), desc=f"explain {args.method}"):
