@@ -268,6 +268,11 @@ def test_bad_arguments_give_clear_errors():
         kw.update(override)
         with pytest.raises(InvalidArgumentError, match=name):
             drop_curve(**kw)
+    needy = MaxX()
+    needy.min_points = 17                          # like DGCNN's k: 20 - 4 points would be too few
+    with pytest.raises(InvalidArgumentError, match="budgets.*at most 3"):
+        drop_curve(needy, pts, labels, x_scorer, budgets=(0, 4), per_step=2)
+    assert drop_curve(needy, pts, labels, x_scorer, budgets=(0, 3), per_step=2).budgets == (0, 3)
 
 
 def test_run_drop_experiment_keys_and_values():

@@ -145,3 +145,38 @@ def test_faithfulness_correlation_is_seeded():
     torch.testing.assert_close(d.output_drops, a.output_drops)   # deleting = shifting for this model
     with pytest.raises(InvalidArgumentError, match="subset_size"):
         faithfulness_correlation(model, pts, scores, subset_size=N)
+
+
+class NeedsPoints(CountModel):
+    """CountModel that, like DGCNN, declares the smallest cloud it accepts and refuses smaller ones."""
+
+    min_points = 6
+
+    def forward(self, pts):
+        assert pts.shape[1] >= self.min_points, pts.shape
+        return super().forward(pts)
+
+
+@pytest.mark.parametrize("kind", ["deletion", "insertion"])
+def test_curves_keep_the_points_the_model_needs(kind):
+    pts, scores, _ = _clouds(seed=3)
+    model = nn.Sequential(NeedsPoints())          # found inside wrappers too
+    counts = np.round(np.linspace(0, 1, 11) * N).astype(int)
+    if kind == "deletion":
+        curve = deletion_curve(model, pts, scores, steps=10, removal="delete")
+        expected = np.minimum(counts, N - NeedsPoints.min_points)
+        probs = _sig(np.maximum(K - expected, 0))
+    else:
+        curve = insertion_curve(model, pts, scores, steps=10, removal="keep")
+        expected = np.maximum(counts, NeedsPoints.min_points)
+        probs = _sig(np.minimum(expected, K))
+    assert curve.counts.tolist() == expected.tolist()
+    np.testing.assert_allclose(curve.probabilities.numpy(), np.tile(probs, (2, 1)), atol=1e-6)
+    np.testing.assert_allclose(curve.auc.numpy(), _auc(expected / N, probs), atol=1e-6)
+
+
+def test_faithfulness_correlation_delete_respects_min_points():
+    pts, scores, _ = _clouds(seed=4)
+    with pytest.raises(InvalidArgumentError, match="subset_size"):
+        faithfulness_correlation(NeedsPoints(), pts, scores, subset_size=N - 5, removal="delete")
+    faithfulness_correlation(NeedsPoints(), pts, scores, subset_size=N - 6, removal="delete", n_subsets=4)

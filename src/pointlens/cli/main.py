@@ -69,6 +69,10 @@ def main(argv=None) -> int:
             args.device = str(resolve_device(args.device))
         return int(args.func(args) or 0)
     except PointlensError as e:
+        import os
+
+        if os.environ.get("POINTLENS_DEBUG"):  # developers: the full traceback instead of one line
+            raise
         print(f"pointlens {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `pointlens ... --json | head`

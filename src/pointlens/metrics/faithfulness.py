@@ -25,7 +25,7 @@ from torch import nn
 
 from pointlens.errors import bad_argument
 from pointlens.metrics.localisation import as_scores, pearson
-from pointlens.models.hooks import model_device
+from pointlens.models.hooks import min_points, model_device
 from pointlens.perturb.removal import cloud_centre, delete_points, keep_points, shift_to_centre
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import as_points, as_target, check_choice, check_int
@@ -144,10 +144,11 @@ def _curve(kind, model, points, scores, target, fractions, steps, removal, centr
     b, n, _ = pts.shape
     f = _fractions(fractions, steps)
     counts = torch.round(f * n).long()
+    least = min(n, min_points(model))             # e.g. DGCNN needs k points for its k-NN graph
     if removal == "delete":
-        counts = counts.clamp_max(n - 1)          # a cloud cannot lose every point
+        counts = counts.clamp_max(n - least)      # a cloud keeps at least the points the model needs
     if removal == "keep":
-        counts = counts.clamp_min(1)              # a cloud needs at least one point
+        counts = counts.clamp_min(least)
     order = torch.sort(s, dim=1, descending=True, stable=True).indices
     probs = torch.empty(b, len(counts), dtype=torch.float64, device=pts.device)
     centre_t = cloud_centre(pts, centre)
@@ -183,7 +184,8 @@ def deletion_curve(model: nn.Module, points, scores, target=None, *, fractions=N
     metric"). ``AUC = ∫ p_t df / (f_last - f_first)`` by the trapezoid rule.
 
     Removal: ``"delete"`` (default) deletes the points with :func:`pointlens.perturb.removal.delete_points`,
-    the cloud shrinks to ``N - k`` points (``k`` is capped at ``N - 1``: a cloud keeps at least one point);
+    the cloud shrinks to ``N - k`` points (``k`` is capped at ``N - min_points(model)``: a cloud keeps at least
+    one point, or as many as the model needs, see :func:`pointlens.models.hooks.min_points`);
     ``"shift"`` moves them onto the cloud's centre with :func:`~pointlens.perturb.removal.shift_to_centre`
     (the centre of the ORIGINAL cloud, fixed size).
 
@@ -223,7 +225,8 @@ def insertion_curve(model: nn.Module, points, scores, target=None, *, fractions=
     Removal: ``"shift"`` (default) starts from the cloud with EVERY point shifted onto its centre (the
     centre of the original cloud, :func:`pointlens.perturb.removal.shift_to_centre`) and restores the top-k
     points, fixed size ``N``; ``"keep"`` feeds only the top-k points
-    (:func:`~pointlens.perturb.removal.keep_points`, the cloud grows from ``max(k, 1)`` points).
+    (:func:`~pointlens.perturb.removal.keep_points`, the cloud grows from ``max(k, min_points(model))`` points,
+    :func:`pointlens.models.hooks.min_points`).
 
     Args:
         model: maps ``(B, N, 3)`` to logits ``(B, C)``.
@@ -307,6 +310,9 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
         raise bad_argument("points", f"clouds of {n} point", "at least 2 points per cloud")
     m = max(1, round(0.1 * n)) if subset_size is None else check_int("subset_size", subset_size, minimum=1,
                                                                         maximum=n - 1)
+    if removal == "delete" and n - m < min_points(model):
+        raise bad_argument("subset_size", m, f"at most {n - min_points(model)}: removal='delete' must leave the "
+                                             f"{min_points(model)} points per cloud the model needs")
     g = generator(seed)
     subsets = torch.rand(b, n_subsets, n, generator=g).argsort(dim=2)[:, :, :m].to(pts.device)
     sums = torch.gather(s.unsqueeze(1).expand(b, n_subsets, n), 2, subsets).sum(2)

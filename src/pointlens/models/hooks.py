@@ -106,3 +106,20 @@ def model_device(model: nn.Module, fallback="cpu") -> torch.device:
     for t in model.buffers():
         return t.device
     return torch.device(fallback)
+
+
+def min_points(model: nn.Module) -> int:
+    """The smallest number of points per cloud ``model`` accepts (at least 1).
+
+    Reads the ``min_points`` attribute of the model or of any module inside it (pointlens models set it, e.g.
+    DGCNN needs ``k`` points for its k-NN graph; wrappers such as :class:`~pointlens.models.ChannelsFirst` or
+    DDP are looked through). A foreign model can declare its own by setting ``model.min_points = k``; without
+    one, 1 is assumed. Everything that deletes points (dropping, deletion/insertion curves) keeps at least
+    this many.
+    """
+    found = 1
+    for m in model.modules():
+        v = getattr(m, "min_points", None)
+        if isinstance(v, int) and not isinstance(v, bool):
+            found = max(found, v)
+    return found

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import PointlensError, bad_argument
-from pointlens.models.hooks import model_device, preserve_model_state
+from pointlens.models.hooks import min_points, model_device, preserve_model_state
 from pointlens.perturb.removal import delete_points
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import as_points, as_target, check_choice, check_int
@@ -239,7 +239,8 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
             an ``(M, N)`` array of fixed scores of the original points;
             ``"random"``: random drop with the same schedule, seeded by ``seed`` per cloud (independent of
             ``batch_size``).
-        budgets: ascending numbers of points to delete, each below ``N`` (0 = the clean accuracy).
+        budgets: ascending numbers of points to delete, each at most ``N - min_points(model)`` (0 = the clean
+            accuracy; :func:`pointlens.models.hooks.min_points`, 1 unless the model needs more, e.g. DGCNN's k).
         per_step: points deleted per step (the step landing on a budget deletes what is left to reach it).
         mode: ``"high"`` deletes the highest scores first, ``"low"`` the lowest.
         batch_size: clouds scored and classified together.
@@ -253,12 +254,17 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
         when kept, the clouds of shape ``(M, N - b, 3)`` per budget ``b``).
 
     Raises:
-        InvalidArgumentError: bad points, labels, budgets (not ascending, negative, ``>= N``), per_step, mode,
+        InvalidArgumentError: bad points, labels, budgets (not ascending, negative, leaving fewer than
+            ``min_points(model)`` points), per_step, mode,
             batch_size or scorer, scores of the wrong shape or not finite, logits not ``(B, C)``.
     """
     pts = as_points(points, "points")
     m, n = pts.shape[0], pts.shape[1]
     budgets = check_budgets(budgets, n)
+    least = min_points(model)
+    if n - budgets[-1] < least:
+        raise bad_argument("budgets", list(budgets), f"at most {n - least}: the model needs {least} points per "
+                                                     f"cloud and the clouds have {n}")
     per_step = check_int("per_step", per_step, minimum=1)
     mode = check_choice("mode", mode, MODES)
     batch_size = check_int("batch_size", batch_size, minimum=1)
