@@ -317,3 +317,20 @@ def test_cli_writes_tables_and_plots(tmp_path, data, model, capsys):
     assert table["rows"][0]["resampling_consistency"] is not None  # ShapeParts regenerated with 2N points
     assert main(argv[:-4] + ["--seed", "3", "--out", str(out), "--quiet"]) == 2
     assert "different settings" in capsys.readouterr().err
+
+
+def test_model_that_needs_k_points_runs_the_faithfulness_metrics(data):
+    """A DGCNN refuses clouds smaller than k: deletion keeps k points, so every cell still runs (the default
+    benchmark used to crash on DGCNN at its last deletion step, which left one point)."""
+    from pointlens.models import create_model
+
+    ds, alt = data
+    torch.manual_seed(0)
+    dg = create_model("dgcnn", ds.num_classes, k=48, emb_dims=16, channels=(8, 8), head=(16,), dropout=0.0).eval()
+    cfg = BenchmarkConfig(methods="pointshift,occlusion", metrics="faithfulness", chunk_size=2, sanity_clouds=2,
+                          deletion_steps=4, fc_subsets=4)
+    res = run_benchmark(dg, ds.subset(range(2)), cfg, alt_points=alt[:2])
+    for row in res.table["rows"]:
+        assert np.isfinite(row["deletion_auc"]) and np.isfinite(row["insertion_auc"]), row
+    fractions = res.per_cloud[("pointshift", "faithfulness")]["fractions"]
+    np.testing.assert_allclose(fractions[0], [0.0, 0.25, 0.5, (128 - 48) / 128, (128 - 48) / 128])
