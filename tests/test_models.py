@@ -175,11 +175,34 @@ def test_pointnet2_groups_hold_relative_coordinates():
     centre_idx = farthest_point_sampling(x, 32)
     centres = gather_points(x, centre_idx)
     idx = ball_query(centres, x, 0.2, 8)
-    expected = gather_points(x, idx) - centres[:, :, None, :]
+    expected = (gather_points(x, idx) - centres[:, :, None, :]) / 0.2  # divided by the radius (normalize_xyz)
     torch.testing.assert_close(grouped.permute(0, 2, 3, 1), expected)
     assert acts["sa.1.mlp.0.conv"].input.shape == (2, 3 + 16, 8, 16)
     # every relative coordinate of a ball lies inside the radius (padding repeats a member)
-    assert float(grouped.norm(dim=1).max()) < 0.2
+    assert float(grouped.norm(dim=1).max()) < 1.0
+    raw = make("pointnet2", normalize_xyz=False)
+    with capture(raw, ["sa.0.mlp.0.conv"]) as acts:
+        raw(x)
+    torch.testing.assert_close(acts["sa.0.mlp.0.conv"].input.permute(0, 2, 3, 1), expected * 0.2)
+
+
+def test_pointnet2_normalize_xyz_equals_scaled_first_layer_weights():
+    """Dividing the relative coordinates by r is the same as dividing the first layer's xyz weights by r."""
+    norm = make("pointnet2", normalize_xyz=True)
+    raw = make("pointnet2", normalize_xyz=False)
+    raw.load_state_dict(norm.state_dict())
+    with torch.no_grad():
+        for level, r in zip(raw.sa, (0.2, 0.4)):
+            level.mlp[0].conv.weight[:, :3] /= r
+    x = cloud(3, 64)
+    torch.testing.assert_close(raw(x), norm(x), rtol=1e-5, atol=1e-5)
+    unscaled = make("pointnet2", normalize_xyz=False)
+    unscaled.load_state_dict(norm.state_dict())
+    with capture(unscaled, ["sa.0.pool"]) as a, capture(norm, ["sa.0.pool"]) as b:
+        unscaled(x), norm(x)
+    assert not torch.allclose(a["sa.0.pool"].output, b["sa.0.pool"].output, atol=1e-2)  # the flag matters
+    with pytest.raises(InvalidArgumentError, match="normalize_xyz"):
+        make("pointnet2", normalize_xyz="yes")
 
 
 def test_dgcnn_edge_features_match_brute_force():

@@ -6,7 +6,8 @@ centre's absolute coordinates and features) -> global max pool -> MLP head.
 
 Layer names (for :mod:`pointlens.models.hooks`):
 
-- ``sa.0``, ``sa.1``: set abstraction levels; inside each, ``mlp.j`` (output ``(B, C_j, M_i, K_i)`` per group
+- ``sa.0``, ``sa.1``: set abstraction levels (relative coordinates divided by the radius unless
+  ``normalize_xyz=False``); inside each, ``mlp.j`` (output ``(B, C_j, M_i, K_i)`` per group
   member) and ``pool`` (max over the group, output ``(B, C, M_i)``: per-centre features),
 - ``global_mlp.0`` ... : shared layers of the group-all level, output ``(B, C, M_last)``,
 - ``pool``: :class:`~pointlens.models.layers.GlobalMaxPool`, input ``(B, 1024, M_last)`` (one column per
@@ -54,6 +55,7 @@ class SetAbstraction(nn.Module):
         in_channels: feature channels of the input points (0 for raw xyz).
         mlp: widths of the shared MLP applied to ``[relative xyz, features]`` of each group member.
         reference_points: input size for which ``max_centres`` centres are used.
+        normalize_xyz: divide the relative coordinates by ``radius``.
 
     Shapes:
         ``xyz (B, N, 3)``, ``features (B, N, C_in)`` or None -> ``(B, M, 3)`` centres, ``(B, M, mlp[-1])``.
@@ -67,12 +69,14 @@ class SetAbstraction(nn.Module):
         in_channels: int,
         mlp: Sequence[int],
         reference_points: int = 1024,
+        normalize_xyz: bool = False,
     ):
         super().__init__()
         self.max_centres = max_centres
         self.radius = radius
         self.nsample = nsample
         self.reference_points = reference_points
+        self.normalize_xyz = bool(normalize_xyz)
         self.mlp = SharedMLP(in_channels + 3, mlp, dim=2, bias=True)
         self.pool = LocalMaxPool()
 
@@ -95,6 +99,8 @@ class SetAbstraction(nn.Module):
             group_idx = ball_query(new_xyz_ng, pts, self.radius, self.nsample)
         new_xyz = gather_points(xyz, centre_idx)  # (B, M, 3), differentiable
         grouped = gather_points(xyz, group_idx) - new_xyz.unsqueeze(2)  # (B, M, K, 3) relative coordinates
+        if self.normalize_xyz:
+            grouped = grouped / self.radius  # inside the unit ball: BN statistics settle in a few steps
         if features is not None:
             grouped = torch.cat([grouped, gather_points(features, group_idx)], dim=-1)
         x = self.pool(self.mlp(grouped.permute(0, 3, 1, 2)))  # (B, C, M)
@@ -116,6 +122,10 @@ class PointNet2(PointClassifier):
         head: hidden widths of the head (default ``(512, 256)``).
         dropout: head dropout (default 0.5).
         reference_points: input size the ``npoints`` refer to (default 1024).
+        normalize_xyz: divide each group's relative coordinates by the ball radius (default True), so the
+            first layer of every level sees coordinates in the unit ball. Without it (Qi et al.'s original
+            code, and checkpoints saved before version 2) they have a variance of about 0.002 and eval-mode
+            BatchNorm statistics need 60-100 optimisation steps to become usable.
 
     Sampling: farthest point sampling starts at index 0 in eval mode (deterministic, but dependent on the
     points' order) and at a random index in training mode.
@@ -135,6 +145,7 @@ class PointNet2(PointClassifier):
         head: Sequence[int] = (512, 256),
         dropout: float = 0.5,
         reference_points: int = 1024,
+        normalize_xyz: bool = True,
     ):
         super().__init__()
         npoints = check_channels("npoints", npoints)
@@ -157,6 +168,8 @@ class PointNet2(PointClassifier):
         hidden = check_channels("head", head, allow_empty=True)
         dropout = check_dropout(dropout)
         reference_points = check_int("reference_points", reference_points, minimum=1)
+        if not isinstance(normalize_xyz, bool):
+            raise bad_argument("normalize_xyz", normalize_xyz, "True or False")
         self._set_config(
             "pointnet2",
             num_classes,
@@ -169,12 +182,13 @@ class PointNet2(PointClassifier):
                 head=hidden,
                 dropout=dropout,
                 reference_points=reference_points,
+                normalize_xyz=normalize_xyz,
             ),
         )
         levels = []
         c = 0
         for m, r, k, mlp in zip(npoints, radii, nsamples, mlps):
-            levels.append(SetAbstraction(m, r, k, c, mlp, reference_points))
+            levels.append(SetAbstraction(m, r, k, c, mlp, reference_points, normalize_xyz))
             c = mlp[-1]
         self.sa = nn.ModuleList(levels)
         self.global_mlp = SharedMLP(c + 3, global_mlp, bias=True)
