@@ -55,20 +55,12 @@ def is_plain(obj) -> bool:
     return False
 
 
-def test_version_1_pointnet2_checkpoint_is_rebuilt_without_normalize_xyz(tmp_path):
-    """Version 1 predates PointNet++'s normalize_xyz: its models were trained without it and must load so."""
-    model = randomized("pointnet2", normalize_xyz=False).eval()
-    raw = torch.load(save_checkpoint(tmp_path / "v2.pt", model, class_names=list("abcd")), weights_only=True)
-    kwargs = {k: v for k, v in raw["model"]["kwargs"].items() if k != "normalize_xyz"}
-    torch.save(dict(raw, version=1, model={**raw["model"], "kwargs": kwargs}), tmp_path / "v1.pt")
-    loaded = load_checkpoint(tmp_path / "v1.pt")
-    assert loaded.config["kwargs"]["normalize_xyz"] is False and loaded.meta["version"] == 1
+def test_pointnet2_normalize_xyz_survives_the_round_trip(tmp_path):
+    model = randomized("pointnet2", normalize_xyz=True).eval()
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "n.pt", model, class_names=list("abcd")))
+    assert loaded.config["kwargs"]["normalize_xyz"] is True and loaded.model.sa[0].normalize_xyz
     x = cloud()
     torch.testing.assert_close(loaded.model(x), model(x))
-    # without the migration the same file would build the default (normalising) model: different logits
-    fresh = randomized("pointnet2").eval()
-    fresh.load_state_dict(model.state_dict())
-    assert not torch.allclose(fresh(x), model(x), atol=1e-3)
 
 
 @pytest.mark.parametrize("name", ["pointnet", "pointnet2", "dgcnn"])
@@ -83,7 +75,7 @@ def test_round_trip_gives_identical_logits(tmp_path, name):
     )
     assert path.is_file() and sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]  # no temp files left
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "pointlens-checkpoint" and raw["version"] == 2
+    assert raw["format"] == "pointlens-checkpoint" and raw["version"] == 1
     assert raw["model"] == model.config and is_plain(raw)
     model.train()  # the caller's mode does not leak into the file
     loaded = load_checkpoint(path)

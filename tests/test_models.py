@@ -167,7 +167,7 @@ def test_pointnet2_centres_scale_with_n():
 
 
 def test_pointnet2_groups_hold_relative_coordinates():
-    model = make("pointnet2")
+    model = make("pointnet2", normalize_xyz=True)
     x = cloud(2, 64)
     with capture(model, ["sa.0.mlp.0.conv", "sa.1.mlp.0.conv"]) as acts:
         model(x)
@@ -180,7 +180,7 @@ def test_pointnet2_groups_hold_relative_coordinates():
     assert acts["sa.1.mlp.0.conv"].input.shape == (2, 3 + 16, 8, 16)
     # every relative coordinate of a ball lies inside the radius (padding repeats a member)
     assert float(grouped.norm(dim=1).max()) < 1.0
-    raw = make("pointnet2", normalize_xyz=False)
+    raw = make("pointnet2")  # default: Qi et al.'s unnormalised relative coordinates
     with capture(raw, ["sa.0.mlp.0.conv"]) as acts:
         raw(x)
     torch.testing.assert_close(acts["sa.0.mlp.0.conv"].input.permute(0, 2, 3, 1), expected * 0.2)

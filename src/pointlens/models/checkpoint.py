@@ -3,13 +3,10 @@
 A pointlens checkpoint is a ``torch.save``-d dict of plain types and tensors only, so it loads with
 ``torch.load(..., weights_only=True)`` (no code runs while loading)::
 
-    {"format": "pointlens-checkpoint", "version": 2,
+    {"format": "pointlens-checkpoint", "version": 1,
      "model": {"name": ..., "num_classes": ..., "kwargs": {...}},   # model.config
      "state_dict": {name: tensor},
      "class_names": [...], "normalization": "unit_sphere", "extra": {...}}
-
-Versions: 2 added PointNet++'s ``normalize_xyz`` (default True); a version-1 checkpoint is read as version 2
-with ``normalize_xyz=False`` for PointNet++, the architecture it was trained with (:func:`migrate_config`).
 """
 
 from __future__ import annotations
@@ -31,8 +28,7 @@ from pointlens.utils.io import save_torch
 from pointlens.utils.validate import check_choice
 
 FORMAT_NAME = "pointlens-checkpoint"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+FORMAT_VERSION = 1
 FORMATS = ("pointlens", "learning3d")
 NORMALIZATIONS = ("unit_sphere", "unit_cube", "none")
 
@@ -229,25 +225,6 @@ def _finish(model: nn.Module, state: dict, path: Path, device: torch.device) -> 
     return model.to(device).eval()
 
 
-def migrate_config(config: dict, version: int) -> dict:
-    """A model config as the current version builds it from one saved by checkpoint ``version``.
-
-    Version 1 -> 2: PointNet++ gained ``normalize_xyz`` (default True); version-1 models were trained
-    without it, so it is set to False. The input is not modified.
-
-    Args:
-        config: ``{"name", "num_classes", "kwargs"}`` as stored in the checkpoint.
-        version: the checkpoint's format version.
-
-    Returns:
-        a new config dict with a ``kwargs`` dict.
-    """
-    kwargs = dict(config.get("kwargs") or {})
-    if version < 2 and config.get("name") == "pointnet2":
-        kwargs.setdefault("normalize_xyz", False)
-    return {**config, "kwargs": kwargs}
-
-
 def _load_pointlens(obj, path: Path, device, num_classes, class_names) -> LoadedCheckpoint:
     if not isinstance(obj, dict) or obj.get("format") != FORMAT_NAME:
         hint = ""
@@ -257,10 +234,10 @@ def _load_pointlens(obj, path: Path, device, num_classes, class_names) -> Loaded
             f"{path}: not a pointlens checkpoint (no 'format': '{FORMAT_NAME}' entry){hint}"
         )
     version = obj.get("version")
-    if version not in READABLE_VERSIONS:
+    if version != FORMAT_VERSION:
         raise CheckpointError(
-            f"{path}: checkpoint version {version!r} is not supported (this pointlens reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}; a newer pointlens wrote it?)"
+            f"{path}: checkpoint version {version!r} is not supported (this pointlens reads "
+            f"version {FORMAT_VERSION})"
         )
     config, state = obj.get("model"), obj.get("state_dict")
     if (
@@ -279,7 +256,7 @@ def _load_pointlens(obj, path: Path, device, num_classes, class_names) -> Loaded
             f"{path}: the checkpoint has {n} classes; num_classes={num_classes} was requested"
         )
     try:
-        model = create_model(config["name"], n, **migrate_config(config, version)["kwargs"])
+        model = create_model(config["name"], n, **dict(config.get("kwargs") or {}))
     except PointlensError as e:
         raise CheckpointError(f"{path}: cannot rebuild the model from its config ({e})") from None
     model = _finish(model, state, path, device)
