@@ -15,9 +15,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "bench_train"
 PLAN = [("pointnet", 1.0, None), ("pointnet2", 1.0, 100), ("dgcnn", 6.0, 100)]
+BUDGETS = (0, 25, 50, 100, 150, 200)
 
 
-def run(quick: bool = False) -> str:
+def measure(name: str, alpha: float, limit, per_step: int, quick: bool = False):
+    """Drop curves of ``runs/bench_train/<name>`` on the ShapeParts test split (point-shift high/low, random,
+    critical high/low except for PointNet++). Returns ``(curves, n_points, n_clouds, seconds)`` or None when the
+    checkpoint is missing."""
     import torch
 
     from pointlens.attribution import create_attribution
@@ -25,7 +29,27 @@ def run(quick: bool = False) -> str:
     from pointlens.models import load_checkpoint
     from pointlens.perturb.dropping import run_drop_experiment
 
-    budgets = (0, 25, 50, 100, 150, 200)
+    ck_path = RUNS / name / "checkpoint.pt"
+    if not ck_path.is_file():
+        return None
+    cfg = json.loads((RUNS / name / "config.json").read_text())["arguments"]
+    ck = load_checkpoint(ck_path)
+    n_points = cfg["points"]
+    data = load_dataset(cfg["data"], split="test", num_points=n_points, limit=16 if quick else limit)
+    pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels)
+    methods = {"pointshift": create_attribution("pointshift", ck.model, alpha=alpha), "random": "random"}
+    if name != "pointnet2":  # PointNet++'s global pool sees sampled centres, not input points
+        methods["critical"] = create_attribution("critical", ck.model)
+    t0 = time.perf_counter()
+    curves = run_drop_experiment(ck.model, pts, lab, methods, modes=("high", "low"), budgets=BUDGETS,
+                                 per_step=per_step, batch_size=32)
+    took = time.perf_counter() - t0
+    curves.pop("random-low", None)  # identical to random-high: random drop has no order to reverse
+    return curves, n_points, len(data), took
+
+
+def run(quick: bool = False) -> str:
+    budgets = BUDGETS
     lines = ["## Salient-point dropping on ShapeParts (issue 3)", "",
              "Models from the training benchmark (`runs/bench_train`), ShapeParts test split, 10 points per step, "
              "re-scored each step. `gap` = random-drop accuracy minus point-shift high-drop accuracy at 200 points.",
@@ -33,25 +57,13 @@ def run(quick: bool = False) -> str:
              "|---|---|---|---|---|" + "---|" * len(budgets) + "---|"]
     gaps = {}
     for name, alpha, limit in PLAN:
-        ck_path = RUNS / name / "checkpoint.pt"
-        if not ck_path.is_file():
-            lines.append(f"| {name} | missing checkpoint {ck_path} (run bench_train_accuracy first) |")
+        got = measure(name, alpha, limit, per_step=10, quick=quick)
+        if got is None:
+            lines.append(f"| {name} | missing checkpoint (run bench_train_accuracy first) |")
             continue
-        cfg = json.loads((RUNS / name / "config.json").read_text())["arguments"]
-        ck = load_checkpoint(ck_path)
-        n_points = cfg["points"]
-        data = load_dataset(cfg["data"], split="test", num_points=n_points, limit=8 if quick else limit)
-        pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels)
-        methods = {"pointshift": create_attribution("pointshift", ck.model, alpha=alpha), "random": "random"}
-        if name != "pointnet2":  # PointNet++'s global pool sees sampled centres, not input points
-            methods["critical"] = create_attribution("critical", ck.model)
-        t0 = time.perf_counter()
-        curves = run_drop_experiment(ck.model, pts, lab, methods, modes=("high", "low"), budgets=budgets,
-                                     per_step=10, batch_size=32)
-        took = time.perf_counter() - t0
-        curves.pop("random-low", None)  # identical to random-high: random drop has no order to reverse
+        curves, n_points, n_clouds, took = got
         for cname, c in curves.items():
-            lines.append(f"| {name} | {n_points} | {len(data)} | {alpha:g} | {cname} | "
+            lines.append(f"| {name} | {n_points} | {n_clouds} | {alpha:g} | {cname} | "
                          + " | ".join(f"{c[b]:.3f}" for b in budgets) + f" | {took:.0f} |")
         gaps[name] = curves["random-high"][200] - curves["pointshift-high"][200]
     lines += ["", "Gap at 200 points (random minus point-shift high-drop): "

@@ -9,36 +9,23 @@ high/low; budgets 0-200; all 404 test clouds; alpha = 1) with 5 points per step.
 
 from __future__ import annotations
 
-import json
-import time
+import importlib.util
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent
 
 
 def run(quick: bool = False) -> str:
-    import torch
-
-    from pointlens.attribution import create_attribution
-    from pointlens.data import load_dataset
-    from pointlens.models import load_checkpoint
-    from pointlens.perturb.dropping import run_drop_experiment
-
-    run_dir = ROOT / "runs" / "bench_train" / "pointnet"
-    ck = load_checkpoint(run_dir / "checkpoint.pt")
-    n_points = json.loads((run_dir / "config.json").read_text())["arguments"]["points"]
-    d = load_dataset("shapeparts", split="test", num_points=n_points, limit=16 if quick else None)
-    p, lab = torch.from_numpy(d.points), torch.from_numpy(d.labels)
-    budgets = (0, 25, 50, 100, 150, 200)
-    methods = {"pointshift": create_attribution("pointshift", ck.model, alpha=1.0),
-               "random": "random", "critical": create_attribution("critical", ck.model)}
-    t0 = time.perf_counter()
-    curves = run_drop_experiment(ck.model, p, lab, methods, modes=("high", "low"), budgets=budgets, per_step=5,
-                                 batch_size=32)
-    took = time.perf_counter() - t0
-    curves.pop("random-low", None)  # identical to random-high: random drop has no order to reverse
+    spec = importlib.util.spec_from_file_location("bench_drop_shapeparts", HERE / "bench_drop_shapeparts.py")
+    base = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(base)
+    got = base.measure("pointnet", 1.0, None, per_step=5, quick=quick)
+    if got is None:
+        return "## Dropping on ShapeParts, PointNet, 5 points per step (issue 3)\n\nmissing runs/bench_train/pointnet"
+    curves, n_points, n_clouds, took = got
+    budgets = base.BUDGETS
     lines = ["## Dropping on ShapeParts, PointNet, the authors' PointNet schedule: 5 points per step (issue 3)", "",
-             f"PointNet of `runs/bench_train/pointnet`, {len(d)} ShapeParts test clouds of {n_points} points, "
+             f"PointNet of `runs/bench_train/pointnet`, {n_clouds} ShapeParts test clouds of {n_points} points, "
              "alpha = 1, re-scored every 5 points (Zheng et al.'s PointNet schedule; `bench_drop_shapeparts` uses 10).",
              "", "| curve | " + " | ".join(map(str, budgets)) + " |", "|---|" + "---|" * len(budgets)]
     for name, c in curves.items():

@@ -310,9 +310,10 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
         raise bad_argument("points", f"clouds of {n} point", "at least 2 points per cloud")
     m = max(1, round(0.1 * n)) if subset_size is None else check_int("subset_size", subset_size, minimum=1,
                                                                         maximum=n - 1)
-    if removal == "delete" and n - m < min_points(model):
-        raise bad_argument("subset_size", m, f"at most {n - min_points(model)}: removal='delete' must leave the "
-                                             f"{min_points(model)} points per cloud the model needs")
+    least = min_points(model)
+    if removal == "delete" and n - m < least:
+        raise bad_argument("subset_size", m, f"at most {n - least}: removal='delete' must leave the {least} "
+                                             "points per cloud the model needs")
     g = generator(seed)
     subsets = torch.rand(b, n_subsets, n, generator=g).argsort(dim=2)[:, :, :m].to(pts.device)
     sums = torch.gather(s.unsqueeze(1).expand(b, n_subsets, n), 2, subsets).sum(2)

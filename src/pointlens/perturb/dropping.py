@@ -101,13 +101,15 @@ class DropResult:
     meta: dict = field(default_factory=dict)
 
 
-def check_budgets(budgets, num_points: int | None = None, name: str = "budgets") -> tuple[int, ...]:
-    """Validate budgets: non-empty, integers, >= 0, strictly ascending and (if given) below ``num_points``.
+def check_budgets(budgets, num_points: int | None = None, name: str = "budgets",
+                  min_left: int = 1) -> tuple[int, ...]:
+    """Validate budgets: non-empty, integers, >= 0, strictly ascending and (if given) at most ``N - min_left``.
 
     Args:
         budgets: a sequence of integers.
-        num_points: ``N``; every budget must leave at least one point (budget < N).
+        num_points: ``N``; every budget must leave at least ``min_left`` points.
         name: the argument's name in error messages.
+        min_left: points that must remain (1, or the model's :func:`~pointlens.models.hooks.min_points`).
 
     Returns:
         the budgets as a tuple of ``int``.
@@ -129,9 +131,12 @@ def check_budgets(budgets, num_points: int | None = None, name: str = "budgets")
         out.append(int(v))
     if any(b <= a for a, b in zip(out, out[1:])):
         raise bad_argument(name, out, "strictly ascending budgets, e.g. 0,25,50,100,150,200")
-    if num_points is not None and out[-1] >= num_points:
+    if num_points is not None and num_points - out[-1] < 1:
         raise bad_argument(name, out, f"budgets below the number of points per cloud ({num_points}): "
                                       "at least one point must remain")
+    if num_points is not None and num_points - out[-1] < min_left:
+        raise bad_argument(name, out, f"at most {num_points - min_left}: the model needs {min_left} points per "
+                                      f"cloud and the clouds have {num_points}")
     return tuple(out)
 
 
@@ -260,11 +265,7 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
     """
     pts = as_points(points, "points")
     m, n = pts.shape[0], pts.shape[1]
-    budgets = check_budgets(budgets, n)
-    least = min_points(model)
-    if n - budgets[-1] < least:
-        raise bad_argument("budgets", list(budgets), f"at most {n - least}: the model needs {least} points per "
-                                                     f"cloud and the clouds have {n}")
+    budgets = check_budgets(budgets, n, min_left=min_points(model))
     per_step = check_int("per_step", per_step, minimum=1)
     mode = check_choice("mode", mode, MODES)
     batch_size = check_int("batch_size", batch_size, minimum=1)

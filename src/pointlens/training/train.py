@@ -155,7 +155,7 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         if getattr(model, "config", loaded.config) != loaded.config:
             raise InvalidArgumentError(
                 f"--resume: the model in {ckpt_path} was built as {loaded.config} but this run builds "
-                f"{model.config} (an older checkpoint version?); start a new --out")
+                f"{model.config}; use the same model options or a new --out")
         model.load_state_dict(loaded.model.state_dict())
         optimizer.load_state_dict(state["optimizer"])
         history = list(state["history"])
