@@ -8,7 +8,7 @@ from torch import nn
 
 from pointlens.errors import InvalidArgumentError
 from pointlens.models import GlobalMaxPool, create_model, list_models, register_model, registry
-from pointlens.models.dgcnn import edge_features
+from pointlens.models.dgcnn import EdgeConv, edge_features
 from pointlens.models.hooks import capture, get_layer
 from pointlens.models.pointnet2 import num_centres
 from pointlens.ops import ball_query, farthest_point_sampling, gather_points, knn
@@ -220,6 +220,86 @@ def test_dgcnn_edge_features_match_brute_force():
             want = torch.cat([xt[b, nb] - xt[b, i], xt[b, i].expand(4, -1)], dim=1).T
             key = lambda m: m[:, m[0].argsort()]  # noqa: E731
             torch.testing.assert_close(key(got), key(want))
+
+
+def _reference_edge_convs(model: nn.Module, on: bool) -> None:
+    for m in model.modules():
+        if isinstance(m, EdgeConv):
+            m.fused = on
+
+
+def _mixed_sign_batchnorm(model: nn.Module) -> None:
+    """BN scales of both signs and one exactly zero: the fused path must take a min where the scale is < 0."""
+    g = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            w = torch.randn(m.num_features, generator=g, dtype=m.weight.dtype)
+            w[0] = 0.0
+            m.weight.data.copy_(w)
+
+
+@pytest.mark.parametrize("slope", [0.2, 0.0])
+def test_dgcnn_fused_edge_conv_equals_the_reference_values_and_gradients(slope):
+    model = make("dgcnn", negative_slope=slope).double()
+    _mixed_sign_batchnorm(model)
+    assert all(m._can_fuse() for m in model.modules() if isinstance(m, EdgeConv))
+    x = cloud(3, 40).double()
+    outs, grads = [], []
+
+    def logits(p):  # the model's forward in float64 (model() itself casts its input to float32)
+        feats, f = [], p.transpose(1, 2)
+        for conv in model.edge_convs:
+            f = conv(f)
+            feats.append(f)
+        return model.forward_head(model.embed(torch.cat(feats, dim=1)))
+
+    for fused in (True, False):
+        _reference_edge_convs(model, fused)
+        xi = x.clone().requires_grad_(True)
+        out = logits(xi)
+        out[:, 1].sum().backward()
+        outs.append(out.detach())
+        grads.append(xi.grad)
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=1e-12)
+    torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=1e-12)
+    assert float(grads[0].abs().max()) > 0
+
+
+def test_dgcnn_fused_edge_conv_folds_a_conv_bias():
+    layer = EdgeConv(4, 6, k=5).double()
+    conv = layer.conv.conv
+    layer.conv.conv = nn.Conv2d(8, 6, kernel_size=1, bias=True).double()
+    layer.conv.conv.weight.data.copy_(conv.weight.data)
+    randomize_batchnorm(layer)
+    _mixed_sign_batchnorm(layer)
+    layer.eval()
+    x = torch.randn(2, 4, 30, dtype=torch.float64)
+    assert layer._can_fuse()
+    fused = layer(x)
+    layer.fused = False
+    torch.testing.assert_close(fused, layer(x), rtol=0, atol=1e-12)
+
+
+def test_dgcnn_fused_edge_conv_only_when_nothing_could_tell():
+    model = make("dgcnn")
+    conv0 = model.edge_convs[0]
+    assert conv0._can_fuse()
+    model.train()
+    assert not conv0._can_fuse()  # batch statistics: the reference path
+    model.eval()
+    with capture(model, "edge_convs.0.conv.bn"):
+        assert not conv0._can_fuse()  # a hook inside must see the edge tensor
+        assert model.edge_convs[1]._can_fuse()
+    with capture(model, "edge_convs.0"):
+        assert conv0._can_fuse()  # a hook on the EdgeConv itself sees the same output either way
+    handle = nn.modules.module.register_module_forward_hook(lambda *a: None)
+    try:
+        assert not conv0._can_fuse()
+    finally:
+        handle.remove()
+    assert conv0._can_fuse()
+    conv0.conv.act = nn.LeakyReLU(-0.5)  # not monotone: the max cannot move inside
+    assert not conv0._can_fuse()
 
 
 def test_dgcnn_graph_is_dynamic():

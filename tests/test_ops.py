@@ -13,6 +13,7 @@ from pointlens.ops import (
     farthest_point_sampling_naive,
     gather_points,
     knn,
+    knn_indices,
     knn_naive,
 )
 
@@ -72,6 +73,42 @@ def test_knn_exclude_self(budget):
     assert float(inc.sqdist.abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("size", KNN_SIZES)
+@pytest.mark.parametrize("budget", [1, 2000, None])
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_knn_indices_are_the_brute_force_neighbour_sets(size, budget, exclude_self):
+    b, m, n, d, k = size
+    if exclude_self and (m != n or k >= n):
+        m = n = max(n, k + 1)
+    q = torch.rand(b, m, d, dtype=torch.float64)
+    r = q if exclude_self else torch.rand(b, n, d, dtype=torch.float64)
+    kw = {} if budget is None else {"memory_budget": budget}
+    got = knn_indices(q, r, k, exclude_self=exclude_self, **kw)
+    dist = _brute_sqdist(q, r)
+    if exclude_self:
+        dist.diagonal(dim1=1, dim2=2).fill_(float("inf"))
+    want = dist.topk(k, dim=-1, largest=False).indices
+    assert got.shape == (b, m, k) and got.dtype == torch.long
+    assert torch.equal(got.sort(-1).values, want.sort(-1).values)
+    assert torch.equal(got.sort(-1).values, knn(q, r, k, exclude_self=exclude_self, **kw).idx.sort(-1).values)
+
+
+def test_knn_equal_distances_come_in_index_order():
+    # a query at the origin and reference points on the unit circle: every distance ties
+    ang = torch.linspace(0, 2 * torch.pi, 13, dtype=torch.float64)[:12]
+    r = torch.stack([ang.cos(), ang.sin(), torch.zeros(12, dtype=torch.float64)], -1)
+    r = r.round(decimals=6)[None]
+    r = r / r.norm(dim=-1, keepdim=True)
+    q = torch.zeros(1, 1, 3, dtype=torch.float64)
+    got = knn(q, r, 12)
+    sq = got.sqdist[0, 0]
+    for j in range(11):  # within a run of exactly equal distances, lower index first
+        if sq[j] == sq[j + 1]:
+            assert got.idx[0, 0, j] < got.idx[0, 0, j + 1]
+    x = torch.zeros(1, 5, 3)  # five identical points: all distances 0
+    assert torch.equal(knn(x, x, 5).idx, torch.arange(5).expand(1, 5, 5))
+
+
 def test_knn_bad_arguments():
     x = torch.rand(2, 6, 3)
     for k in (0, 7, 2.5):
@@ -85,6 +122,9 @@ def test_knn_bad_arguments():
         knn(x[0], x[0], 2)
     empty = knn(x[:, :0], x, 2)
     assert empty.idx.shape == (2, 0, 2)
+    assert knn_indices(x[:, :0], x, 2).shape == (2, 0, 2)
+    with pytest.raises(InvalidArgumentError, match="k"):
+        knn_indices(x, x, 7)
 
 
 @pytest.mark.parametrize("b,n,m", [(1, 1, 1), (3, 50, 17), (2, 300, 300), (4, 1024, 64)])

@@ -36,7 +36,7 @@ from pointlens.models.layers import (
     check_dropout,
 )
 from pointlens.models.registry import register_model
-from pointlens.ops import gather_points, knn
+from pointlens.ops import gather_points, knn_indices
 from pointlens.utils.validate import check_choice, check_float, check_int
 
 
@@ -48,12 +48,35 @@ def edge_features(x: torch.Tensor, k: int) -> torch.Tensor:
         ``(B, C, N)`` -> ``(B, 2C, N, k)``.
     """
     xt = x.transpose(1, 2)  # (B, N, C)
-    with torch.no_grad():
-        d = xt.detach()
-        idx = knn(d, d, k).idx  # (B, N, k)
-    nb = gather_points(xt, idx)  # (B, N, k, C)
+    nb = gather_points(xt, feature_knn(x, k))  # (B, N, k, C)
     centre = xt.unsqueeze(2).expand_as(nb)
     return torch.cat([nb - centre, centre], dim=-1).permute(0, 3, 1, 2)
+
+
+def feature_knn(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The ``k`` nearest neighbours of every point in feature space (itself included), unordered, no gradient.
+
+    Shapes:
+        ``(B, C, N)`` -> ``(B, N, k)`` long.
+    """
+    with torch.no_grad():
+        d = x.detach().transpose(1, 2)
+        return knn_indices(d, d, k)
+
+
+def _hooked(*modules: nn.Module) -> bool:
+    # True when a hook (module or global) could observe the intermediate tensors the fused path skips
+    from torch.nn.modules import module as _m
+
+    if (_m._global_forward_hooks or _m._global_forward_pre_hooks or _m._global_backward_hooks
+            or getattr(_m, "_global_backward_pre_hooks", None)):
+        return True
+    for root in modules:
+        for mod in root.modules():
+            if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
+                    or getattr(mod, "_backward_pre_hooks", None)):
+                return True
+    return False
 
 
 class EdgeConv(nn.Module):
@@ -61,7 +84,24 @@ class EdgeConv(nn.Module):
 
     Children: ``conv`` (1x1 Conv2d on ``2 * C_in`` edge channels, BN, LeakyReLU) and ``pool`` (max over
     ``k``).
+
+    Two ways to compute the same output:
+
+    * reference: the edge features ``(B, 2 C_in, N, k)`` are built (:func:`edge_features`) and go through
+      ``conv`` and ``pool``, as written above (used in training, and whenever a hook sits on ``conv``,
+      ``pool`` or inside them, so hooks see what they expect);
+    * fused (``fused=True`` and batch norm in eval mode, the case of every explanation): the 1x1 conv on
+      ``[x_j - x_i, x_i]`` is ``W1 x_j + (W2 - W1) x_i``, so it is applied to the ``N`` points rather than
+      the ``N k`` edges; eval-mode batch norm is ``a z + b`` per channel and the activation is
+      non-decreasing, so the max over the neighbours moves inside: it is taken of ``sign(a) W1 x_j``. Same
+      numbers up to round-off (tested against the reference in float64, values and gradients), about 3x
+      faster on CPU and without the ``(B, 2 C_in, N, k)`` tensor. Equal maxima share the gradient equally.
+
+    Attributes:
+        fused: allow the fused path (default True); set False to force the reference path.
     """
+
+    fused = True
 
     def __init__(self, in_channels: int, out_channels: int, k: int, negative_slope: float = 0.2):
         super().__init__()
@@ -77,7 +117,34 @@ class EdgeConv(nn.Module):
         self.pool = LocalMaxPool()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._can_fuse():
+            return self._fused(x)
         return self.pool(self.conv(edge_features(x, self.k)))
+
+    def _can_fuse(self) -> bool:
+        block = self.conv
+        conv, bn, act = getattr(block, "conv", None), getattr(block, "bn", None), getattr(block, "act", None)
+        return (self.fused and isinstance(conv, nn.Conv2d) and conv.kernel_size == (1, 1) and conv.groups == 1
+                and isinstance(bn, nn.BatchNorm2d) and not bn.training and bn.running_mean is not None
+                and bn.running_var is not None and bn.affine
+                and (isinstance(act, nn.ReLU) or (isinstance(act, nn.LeakyReLU) and act.negative_slope >= 0))
+                and type(self.pool) is LocalMaxPool and not _hooked(self.conv, self.pool))
+
+    def _fused(self, x: torch.Tensor) -> torch.Tensor:
+        block = self.conv
+        w = block.conv.weight.flatten(1)  # (C_out, 2 C_in)
+        c_in = w.shape[1] // 2
+        w1, w2 = w[:, :c_in], w[:, c_in:]
+        bn = block.bn
+        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        b = bn.bias - a * bn.running_mean
+        if block.conv.bias is not None:
+            b = b + a * block.conv.bias
+        sign = torch.sign(a).unsqueeze(1)  # (C_out, 1)
+        nb = torch.matmul(w1 * sign, x).transpose(1, 2)  # (B, N, C_out): sign(a) W1 x_j
+        best = gather_points(nb, feature_knn(x, self.k)).amax(dim=2).transpose(1, 2)  # (B, C_out, N)
+        centre = torch.matmul(w2 - w1, x)
+        return block.act(a.unsqueeze(1) * (best * sign + centre) + b.unsqueeze(1))
 
 
 @register_model("dgcnn")

@@ -11,5 +11,6 @@ from pointlens.ops.geometry import (  # noqa: F401
     farthest_point_sampling_naive,
     gather_points,
     knn,
+    knn_indices,
     knn_naive,
 )
