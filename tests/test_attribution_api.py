@@ -127,7 +127,7 @@ def test_bad_inputs_raise_invalid_argument(name):
     ("pointshift", {"power": 2}), ("ig", {"steps": 0}), ("ig", {"method": "simpson"}),
     ("ig", {"baseline": "ones"}), ("smoothgrad", {"n_samples": 0}), ("smoothgrad", {"method": "nope"}),
     ("smoothgrad", {"method": "smoothgrad"}), ("rise", {"p_keep": 0.0}), ("rise", {"removal": "drop"}),
-    ("lime", {"n_samples": 1}), ("occlusion-knn", {"centres": "grid"}),
+    ("rise", {"estimator": "mean"}), ("lime", {"n_samples": 1}), ("occlusion-knn", {"centres": "grid"}),
     ("gradcam", {"layer": "no.such.layer"}), ("critical", {"layout": "NCB"}),
     ("random", {"seed": 1.5}), ("gradient", {"batch_size": 0}),
 ])

@@ -126,6 +126,44 @@ def test_rise_matches_hand_computation_with_its_masks(removal):
     assert not torch.equal(RISE(net, n_masks=24, p_keep=0.4, removal=removal, seed=6).masks(x), keep)
 
 
+@pytest.mark.parametrize("removal", ["delete", "shift"])
+def test_rise_centred_estimator_by_hand_and_without_the_mask_count_term(removal):
+    net = TinyPointNet().eval()
+    x = cloud(2, 16, seed=4)
+    t = torch.tensor([1, 0])
+    kw = dict(n_masks=24, p_keep=0.4, removal=removal, seed=5, batch_size=7)
+    plain, centred = RISE(net, **kw), RISE(net, estimator="centred", **kw)
+    keep = plain.masks(x).double()
+    p = round(0.4 * 16) / 16 if removal == "delete" else 0.4
+    # RISE's scores minus the masks' mean output times each point's keep count
+    fbar = torch.zeros(2, dtype=torch.float64)
+    with torch.no_grad():
+        for b in range(2):
+            c = cloud_centre(x[b:b + 1])[0, 0]
+            outs = []
+            for m in range(24):
+                k = keep[b, m].bool()
+                y = x[b, k] if removal == "delete" else torch.where(k.unsqueeze(-1), x[b], c)
+                outs.append(net(y.unsqueeze(0)).softmax(-1)[0, t[b]])
+            fbar[b] = torch.stack(outs).mean()
+    want = plain.attribute(x, target=t) - fbar[:, None] * keep.sum(1) / (24 * p)
+    torch.testing.assert_close(centred.attribute(x, target=t), want, rtol=1e-10, atol=1e-12)
+    if removal == "delete":  # every mask keeps the same number of points: the centred scores sum to 0
+        torch.testing.assert_close(want.sum(1), torch.zeros(2, dtype=torch.float64), rtol=0, atol=1e-12)
+
+    class Constant(nn.Module):  # an output that ignores the points: nothing to explain
+        def forward(self, pts):
+            return torch.tensor([[0.3, 1.2]], dtype=pts.dtype).expand(pts.shape[0], 2)
+
+    flat = RISE(Constant(), **kw).attribute(x, target=t)
+    # RISE's own estimator ranks the points by how often the seed's masks kept them ...
+    torch.testing.assert_close(flat, Constant()(x).softmax(-1)[0, t][:, None] * keep.sum(1) / (24 * p),
+                               rtol=1e-10, atol=1e-12)
+    assert float(flat.std(1).min()) > 0
+    # ... the centred one gives every point exactly 0
+    assert float(RISE(Constant(), estimator="centred", **kw).attribute(x, target=t).abs().max()) < 1e-12
+
+
 class SquaredRadius(nn.Module):
     """logit_c = a_c * sum_i ||x_i||^2: additive over points and 0 for a point at the origin."""
 
