@@ -25,7 +25,7 @@ from pointlens.data import load_dataset
 from pointlens.errors import InvalidArgumentError
 from pointlens.metrics.complexity import sparseness
 from pointlens.metrics.faithfulness import deletion_curve, faithfulness_correlation
-from pointlens.metrics.localisation import localisation_metrics
+from pointlens.metrics.localisation import bootstrap_mean_ci, localisation_metrics
 
 SPEC = "shapeparts:n=40"
 CHEAP = {
@@ -103,6 +103,30 @@ def test_random_is_near_chance_on_localisation(data, model):
     assert row["relevance_mass_accuracy"] == pytest.approx(frac, abs=0.05)
     assert row["relevance_rank_accuracy"] == pytest.approx(frac, abs=0.06)
     assert row["auroc"] == pytest.approx(0.5, abs=0.08)
+
+
+def test_table_compares_every_method_with_random_cloud_by_cloud(data, model):
+    ds, _ = data
+    cfg = BenchmarkConfig(methods="gradient,occlusion", metrics="localisation,deletion_auc,sanity", **FAST)
+    res = run_benchmark(model, ds, cfg)
+    t = res.table
+    assert set(t["vs_random"]) == {"gradient", "occlusion"}  # random is the reference, not compared
+    for method in ("gradient", "occlusion"):
+        for c in list(GROUP_COLUMNS["localisation"]) + ["deletion_auc"]:
+            g = "faithfulness" if c == "deletion_auc" else "localisation"
+            diff = res.per_cloud[(method, g)][c] - res.per_cloud[("random", g)][c]
+            mean, low, high, n = bootstrap_mean_ci(diff, seed=cfg.seed)
+            e = t["vs_random"][method][c]
+            assert (e["mean"], e["low"], e["high"], e["n"]) == pytest.approx((mean, low, high, n))
+            assert e["better"] == (low > 0 if c != "deletion_auc" else high < 0)
+        e = t["sanity_ci"][method]
+        rho = res.per_cloud[(method, "sanity")]["cascading_spearman"]
+        assert e["mean"] == pytest.approx(float(np.nanmean(rho)))
+        assert e["verdict_certain"] == (e["low"] > 0.5 or e["high"] <= 0.5)
+    assert t["sanity_ci"]["random"]["mean"] == 1.0  # random ignores the model
+    md = table_markdown(t)
+    assert "Against the random row" in md and "relevance_mass_accuracy − random" in md
+    assert json.loads(json.dumps(t)) == t  # the uncertainty section is plain JSON
 
 
 def test_cells_equal_the_metric_functions(data, model):

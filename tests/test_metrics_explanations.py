@@ -14,6 +14,7 @@ from pointlens.errors import InvalidArgumentError
 from pointlens.metrics.complexity import entropy_complexity, sparseness
 from pointlens.metrics.localisation import (
     auroc,
+    bootstrap_mean_ci,
     localisation_metrics,
     pearson,
     pointing_game,
@@ -32,6 +33,35 @@ def _tied_data(seed=0, b=5, n=40):
     x = rng.integers(0, 6, size=(b, n)).astype(np.float64)        # many ties
     y = x * 0.5 + rng.integers(0, 4, size=(b, n))
     return x, y
+
+
+def test_bootstrap_interval_closed_forms_and_edge_cases():
+    # a constant sample: every resample has the same mean
+    assert bootstrap_mean_ci([0.3] * 7) == (pytest.approx(0.3), pytest.approx(0.3), pytest.approx(0.3), 7)
+    # NaN clouds are left out; one value has no interval; none has no mean
+    mean, low, high, n = bootstrap_mean_ci([1.0, float("nan"), 3.0])
+    assert (mean, n) == (2.0, 2) and 1.0 <= low <= high <= 3.0
+    one = bootstrap_mean_ci([float("nan"), 5.0])
+    assert one[0] == 5.0 and math.isnan(one[1]) and math.isnan(one[2]) and one[3] == 1
+    assert bootstrap_mean_ci([float("nan")])[3] == 0 and math.isnan(bootstrap_mean_ci([])[0])
+    # two values a < b: the resample means are a, (a+b)/2, b with probabilities 1/4, 1/2, 1/4, so the 95 %
+    # interval is [a, b] and the 40 % interval is the midpoint
+    assert bootstrap_mean_ci([1.0, 3.0], n_boot=4000)[1:3] == (1.0, 3.0)
+    assert bootstrap_mean_ci([1.0, 3.0], level=0.4, n_boot=4000)[1:3] == (2.0, 2.0)
+    # a large normal sample: the percentile interval approaches mean +- 1.96 s / sqrt(n)
+    v = np.random.default_rng(0).normal(2.0, 3.0, 400)
+    mean, low, high, n = bootstrap_mean_ci(v, n_boot=4000, seed=1)
+    half = 1.959964 * v.std(ddof=1) / math.sqrt(n)
+    assert mean == pytest.approx(v.mean())
+    assert (high - low) / 2 == pytest.approx(half, rel=0.08)
+    assert (low + high) / 2 == pytest.approx(mean, abs=0.1 * half)
+    # deterministic for a seed; a wider level gives a wider interval
+    assert bootstrap_mean_ci(v, seed=3) == bootstrap_mean_ci(v, seed=3)
+    narrow = bootstrap_mean_ci(v, level=0.5, seed=3)
+    assert low < narrow[1] < narrow[2] < high
+    for bad in (dict(level=1.0), dict(level=0.0), dict(n_boot=0)):
+        with pytest.raises(InvalidArgumentError):
+            bootstrap_mean_ci(v, **bad)
 
 
 def test_rankdata_matches_scipy_with_ties():

@@ -124,6 +124,12 @@ DEFAULT_METHOD_OPTIONS = {
 }
 """Cheap-enough options used unless ``config.method_options`` overrides them."""
 
+COMPARED_GROUPS = ("localisation", "faithfulness")
+"""Groups whose columns are compared with the ``random`` row cloud by cloud (table ``vs_random``)."""
+
+CI_LEVEL, CI_BOOT = 0.95, 2000
+"""Coverage and bootstrap resamples of the table's confidence intervals."""
+
 _STATE = "benchmark_state.json"
 
 
@@ -779,6 +785,7 @@ def _build_table(cfg, groups, per_cloud, dataset, eng, notes) -> dict:
             row["sanity_pass"] = None if rho is None else bool(rho <= cfg.sanity_threshold)
         rows.append(row)
     gt = dataset.gt_mask
+    vs_random, sanity_ci = _uncertainty(cfg, groups, per_cloud)
     return {
         "columns": columns + (["sanity_pass"] if "sanity" in groups else []),
         "rows": rows,
@@ -792,7 +799,53 @@ def _build_table(cfg, groups, per_cloud, dataset, eng, notes) -> dict:
         "target": cfg.target,
         "method_options": {m: cfg.options_for(m) for m in cfg.methods},
         "notes": notes,
+        "vs_random": vs_random,
+        "sanity_ci": sanity_ci,
+        "ci": {"level": CI_LEVEL, "n_boot": CI_BOOT, "seed": cfg.seed},
     }
+
+
+def _uncertainty(cfg, groups, per_cloud) -> tuple[dict, dict]:
+    """Paired per-cloud differences to ``random`` (localisation and faithfulness columns) and the spread of
+    the cascading Spearman, each as a mean with a percentile-bootstrap interval (:func:`bootstrap_mean_ci`)."""
+    from pointlens.metrics.localisation import bootstrap_mean_ci
+
+    def ci(values):
+        mean, low, high, n = bootstrap_mean_ci(values, level=CI_LEVEL, n_boot=CI_BOOT, seed=cfg.seed)
+        return {"mean": _finite(mean), "low": _finite(low), "high": _finite(high), "n": n}
+
+    vs_random = {}
+    for method in cfg.methods:
+        if method == "random":
+            continue
+        cols = {}
+        for g in groups:
+            if g not in COMPARED_GROUPS:
+                continue
+            for c in cfg.columns(g):
+                d = np.asarray(per_cloud[(method, g)][c], float) - np.asarray(per_cloud[("random", g)][c], float)
+                e = ci(d)
+                if e["low"] is None:
+                    e["better"] = None
+                else:
+                    e["better"] = bool(e["low"] > 0) if HIGHER_IS_BETTER[c] else bool(e["high"] < 0)
+                cols[c] = e
+        if cols:
+            vs_random[method] = cols
+    sanity_ci = {}
+    if "sanity" in groups:
+        for method in cfg.methods:
+            e = ci(per_cloud[(method, "sanity")]["cascading_spearman"])
+            if e["low"] is None:
+                e["verdict_certain"] = None
+            else:
+                e["verdict_certain"] = bool(e["low"] > cfg.sanity_threshold or e["high"] <= cfg.sanity_threshold)
+            sanity_ci[method] = e
+    return vs_random, sanity_ci
+
+
+def _finite(v: float) -> float | None:
+    return float(v) if np.isfinite(v) else None
 
 
 # --------------------------------------------------------------------------------------------- data helper
@@ -893,7 +946,43 @@ def table_markdown(table: dict) -> str:
             f"(Spearman after randomising every layer > {table['sanity_threshold']})."
         )
     info += list(table.get("notes", []))
-    return text + "\n" + "\n".join(f"- {s}" for s in info) + "\n"
+    return text + "\n" + "\n".join(f"- {s}" for s in info) + "\n" + _uncertainty_markdown(table)
+
+
+def _ci_text(e: dict, signed: bool = True) -> str:
+    if e.get("mean") is None:
+        return "n/a"
+    f = "{:+.3f}" if signed else "{:.3f}"
+    if e.get("low") is None:
+        return f.format(e["mean"]) + " (1 cloud)"
+    return f"{f.format(e['mean'])} [{f.format(e['low'])}, {f.format(e['high'])}]"
+
+
+def _uncertainty_markdown(table: dict) -> str:
+    vs, sanity = table.get("vs_random") or {}, table.get("sanity_ci") or {}
+    if not vs and not sanity:
+        return ""
+    level = round(100 * table.get("ci", {}).get("level", CI_LEVEL))
+    cols = [c for c in table["columns"] if any(c in v for v in vs.values())]
+    head = ["method"] + [f"{c} − random" for c in cols] + (["cascading_spearman"] if sanity else [])
+    lines = ["", f"Against the random row, cloud by cloud: mean difference [{level} % bootstrap interval]; ✓ = the "
+             "interval lies on the better side of 0. Cascading Spearman: mean [interval]; ? = the interval "
+             "straddles the sanity threshold, so the verdict could change with other clouds.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in table["rows"]:
+        m = row["method"]
+        if m not in vs and m not in sanity:
+            continue
+        cells = [m]
+        for c in cols:
+            e = vs.get(m, {}).get(c)
+            cells.append("" if e is None else _ci_text(e) + (" ✓" if e.get("better") else ""))
+        if sanity:
+            e = sanity.get(m)
+            cells.append("" if e is None else _ci_text(e, signed=False)
+                         + (" ?" if e.get("verdict_certain") is False else ""))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _figure_save(fig, path) -> Path:
