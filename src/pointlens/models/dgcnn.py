@@ -25,6 +25,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from pointlens.models.hooks import is_observed
 from pointlens.models.layers import (
     ClassifierHead,
     ConvBNAct,
@@ -62,21 +63,6 @@ def feature_knn(x: torch.Tensor, k: int) -> torch.Tensor:
     with torch.no_grad():
         d = x.detach().transpose(1, 2)
         return knn_indices(d, d, k)
-
-
-def _hooked(*modules: nn.Module) -> bool:
-    # True when a hook (module or global) could observe the intermediate tensors the fused path skips
-    from torch.nn.modules import module as _m
-
-    if (_m._global_forward_hooks or _m._global_forward_pre_hooks or _m._global_backward_hooks
-            or getattr(_m, "_global_backward_pre_hooks", None)):
-        return True
-    for root in modules:
-        for mod in root.modules():
-            if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
-                    or getattr(mod, "_backward_pre_hooks", None)):
-                return True
-    return False
 
 
 class EdgeConv(nn.Module):
@@ -128,7 +114,7 @@ class EdgeConv(nn.Module):
                 and isinstance(bn, nn.BatchNorm2d) and not bn.training and bn.running_mean is not None
                 and bn.running_var is not None and bn.affine
                 and (isinstance(act, nn.ReLU) or (isinstance(act, nn.LeakyReLU) and act.negative_slope >= 0))
-                and type(self.pool) is LocalMaxPool and not _hooked(self.conv, self.pool))
+                and type(self.pool) is LocalMaxPool and not is_observed(self.conv, self.pool))
 
     def _fused(self, x: torch.Tensor) -> torch.Tensor:
         block = self.conv

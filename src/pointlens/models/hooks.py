@@ -123,3 +123,23 @@ def min_points(model: nn.Module) -> int:
         if isinstance(v, int) and not isinstance(v, bool):
             found = max(found, v)
     return found
+
+
+def is_observed(*modules: nn.Module) -> bool:
+    """True when a hook could observe what happens inside ``modules``: a forward, forward-pre or backward hook
+    on any of them or their sub-modules, or a global module hook (``torch.nn.modules.module.register_module_*``).
+
+    Layers with a faster equivalent computation (DGCNN's fused EdgeConv) check this and fall back to the
+    written-out path, so a hook set with :func:`capture` always sees the tensors it expects.
+    """
+    from torch.nn.modules import module as _m
+
+    if (_m._global_forward_hooks or _m._global_forward_pre_hooks or _m._global_backward_hooks
+            or getattr(_m, "_global_backward_pre_hooks", None)):
+        return True
+    for root in modules:
+        for mod in root.modules():
+            if (mod._forward_hooks or mod._forward_pre_hooks or mod._backward_hooks
+                    or getattr(mod, "_backward_pre_hooks", None)):
+                return True
+    return False
