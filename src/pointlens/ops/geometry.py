@@ -67,35 +67,6 @@ def _sqdist_block(q: torch.Tensor, r: torch.Tensor, r_norm: torch.Tensor) -> tor
     return d.clamp_min_(0.0)
 
 
-def _knn_checked(query: torch.Tensor, ref: torch.Tensor, k, exclude_self: bool) -> int:
-    _check_pair(query, ref, "query", "ref")
-    n = ref.shape[1]
-    k = check_int("k", k)
-    kk = k + (1 if exclude_self else 0)
-    if not 1 <= kk <= n:
-        top = n - (1 if exclude_self else 0)
-        raise bad_argument("k", k, f"an integer in [1, {top}] (the reference size)")
-    return k
-
-
-def _knn_sets(query: torch.Tensor, ref: torch.Tensor, k: int, memory_budget: int, exclude_self: bool,
-              ) -> torch.Tensor:
-    # the k candidates of every query, UNORDERED, ranked with one matmul per chunk of queries
-    b, m, _ = query.shape
-    n = ref.shape[1]
-    r_norm = (ref * ref).sum(-1)
-    rows = _chunk_rows(b, n, memory_budget)
-    parts = []
-    for s in range(0, m, rows):
-        q = query[:, s:s + rows]
-        d = _sqdist_block(q, ref, r_norm)
-        if exclude_self:
-            ar = torch.arange(s, s + q.shape[1], device=q.device)
-            d[:, torch.arange(q.shape[1], device=q.device), ar.clamp_max(n - 1)] = float("inf")
-        parts.append(d.topk(k, dim=-1, largest=False, sorted=False).indices)
-    return parts[0] if len(parts) == 1 else torch.cat(parts, 1)
-
-
 def knn_indices(query: torch.Tensor, ref: torch.Tensor, k: int, *, memory_budget: int = DEFAULT_MEMORY_BUDGET,
                 exclude_self: bool = False) -> torch.Tensor:
     """The SET of the ``k`` nearest neighbours of every query point in ``ref``, in no particular order.
@@ -114,10 +85,26 @@ def knn_indices(query: torch.Tensor, ref: torch.Tensor, k: int, *, memory_budget
     Returns:
         ``(B, M, k)`` long indices into the reference set.
     """
-    k = _knn_checked(query, ref, k, exclude_self)
-    if query.shape[1] == 0:
-        return query.new_zeros(query.shape[0], 0, k, dtype=torch.long)
-    return _knn_sets(query, ref, k, memory_budget, exclude_self)
+    _check_pair(query, ref, "query", "ref")
+    b, m, _ = query.shape
+    n = ref.shape[1]
+    k = check_int("k", k)
+    top = n - (1 if exclude_self else 0)
+    if not 1 <= k <= top:
+        raise bad_argument("k", k, f"an integer in [1, {top}] (the reference size)")
+    r_norm = (ref * ref).sum(-1)
+    rows = _chunk_rows(b, n, memory_budget)
+    parts = []
+    for s in range(0, m, rows):
+        q = query[:, s:s + rows]
+        d = _sqdist_block(q, ref, r_norm)
+        if exclude_self:
+            ar = torch.arange(s, s + q.shape[1], device=q.device)
+            d[:, torch.arange(q.shape[1], device=q.device), ar.clamp_max(n - 1)] = float("inf")
+        parts.append(d.topk(k, dim=-1, largest=False, sorted=False).indices)
+    if len(parts) == 1:
+        return parts[0]
+    return torch.cat(parts, 1) if parts else query.new_zeros(b, 0, k, dtype=torch.long)
 
 
 def knn(query: torch.Tensor, ref: torch.Tensor, k: int, *, memory_budget: int = DEFAULT_MEMORY_BUDGET,
