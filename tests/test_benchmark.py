@@ -25,7 +25,8 @@ from pointlens.data import load_dataset
 from pointlens.errors import InvalidArgumentError
 from pointlens.metrics.complexity import sparseness
 from pointlens.metrics.faithfulness import deletion_curve, faithfulness_correlation
-from pointlens.metrics.localisation import bootstrap_mean_ci, localisation_metrics
+from pointlens.metrics.localisation import localisation_metrics
+from pointlens.stats import bootstrap_mean_ci
 
 SPEC = "shapeparts:n=40"
 CHEAP = {

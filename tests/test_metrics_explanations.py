@@ -14,17 +14,13 @@ from pointlens.errors import InvalidArgumentError
 from pointlens.metrics.complexity import entropy_complexity, sparseness
 from pointlens.metrics.localisation import (
     auroc,
-    bootstrap_mean_ci,
     localisation_metrics,
-    pearson,
     pointing_game,
-    rankdata,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
-    spearman,
     topk_intersection,
-    topk_mask,
 )
+from pointlens.stats import bootstrap_mean_ci, pearson, rankdata, spearman, topk_mask
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -209,3 +205,21 @@ def test_complexity_extremes_and_invariances():
         assert torch.all((between >= 0) & (between <= max(fn(one_hot).max(), fn(uniform).max())))
     assert math.isnan(sparseness(torch.zeros(1, 4)).item())
     assert math.isnan(entropy_complexity(torch.zeros(1, 4)).item())
+
+
+def test_moved_statistics_still_import_from_old_paths_with_a_warning():
+    import pointlens.metrics.localisation as loc
+    import pointlens.recon as recon
+    import pointlens.recon.stats as recon_stats
+    from pointlens import stats
+    from pointlens.utils import validate
+
+    for name, home in [("pearson", stats), ("bootstrap_mean_ci", stats), ("as_scores", validate)]:
+        with pytest.warns(DeprecationWarning, match=f"moved to {home.__name__}.{name}"):
+            assert getattr(loc, name) is getattr(home, name)
+    with pytest.warns(DeprecationWarning, match="spearman_test"):
+        assert recon_stats.spearman is stats.spearman_test
+    with pytest.warns(DeprecationWarning, match="spearman_test"):
+        assert recon.spearman is stats.spearman_test
+    with pytest.raises(AttributeError):
+        loc.not_a_name  # noqa: B018

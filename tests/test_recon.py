@@ -35,11 +35,11 @@ from pointlens.recon import (
     run_frame,
     run_study,
     silhouette,
-    spearman,
     summarize,
     to_viewer_frame,
     write_study,
 )
+from pointlens.stats import spearman_test as spearman
 from pointlens.utils.io import RunFolder
 
 # ----------------------------------------------------------------------------------------------------

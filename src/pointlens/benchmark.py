@@ -391,7 +391,8 @@ def shared_faithfulness_drops(
 
 
 def _fc_from_drops(scores: torch.Tensor, subsets: torch.Tensor, drops: torch.Tensor) -> torch.Tensor:
-    from pointlens.metrics.localisation import as_scores, pearson
+    from pointlens.stats import pearson
+    from pointlens.utils.validate import as_scores
 
     s = as_scores(scores).cpu()
     b, n_sub, _ = subsets.shape
@@ -808,7 +809,7 @@ def _build_table(cfg, groups, per_cloud, dataset, eng, notes) -> dict:
 def _uncertainty(cfg, groups, per_cloud) -> tuple[dict, dict]:
     """Paired per-cloud differences to ``random`` (localisation and faithfulness columns) and the spread of
     the cascading Spearman, each as a mean with a percentile-bootstrap interval (:func:`bootstrap_mean_ci`)."""
-    from pointlens.metrics.localisation import bootstrap_mean_ci
+    from pointlens.stats import bootstrap_mean_ci
 
     def ci(values):
         mean, low, high, n = bootstrap_mean_ci(values, level=CI_LEVEL, n_boot=CI_BOOT, seed=cfg.seed)

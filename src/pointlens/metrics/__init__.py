@@ -15,7 +15,6 @@ from pointlens.metrics.localisation import (  # noqa: F401
     pointing_game,
     relevance_mass_accuracy,
     relevance_rank_accuracy,
-    spearman,
     topk_intersection,
 )
 from pointlens.metrics.robustness import max_sensitivity, resampling_consistency  # noqa: F401

@@ -19,7 +19,7 @@ import math
 
 import torch
 
-from pointlens.metrics.localisation import as_scores
+from pointlens.utils.validate import as_scores
 
 __all__ = ["sparseness", "entropy_complexity"]
 

@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from pointlens.errors import bad_argument
-from pointlens.metrics.localisation import as_scores, pearson
 from pointlens.models.hooks import min_points, model_device
 from pointlens.perturb.removal import cloud_centre, delete_points, keep_points, shift_to_centre
+from pointlens.stats import pearson
 from pointlens.utils.seed import generator
-from pointlens.utils.validate import as_points, as_target, check_choice, check_int
+from pointlens.utils.validate import as_points, as_scores, as_target, check_choice, check_int
 
 __all__ = [
     "PerturbationCurve",

@@ -6,10 +6,10 @@ one value per cloud, a ``(B,)`` float64 tensor. Names and definitions follow Qua
 (Hedström et al., JMLR 2023). Undefined cases (an empty or full mask where the metric needs both kinds of
 points, no positive relevance) give NaN; average with ``torch.nanmean``.
 
-This module also holds the batched statistics the other explanation metrics share (written in torch, checked
-against ``scipy.stats`` in the tests): :func:`rankdata`, :func:`pearson`, :func:`spearman`, :func:`auroc`,
-:func:`topk_mask`, the per-cloud summary :func:`bootstrap_mean_ci`, plus the input checks :func:`as_scores`
-and :func:`as_mask`.
+The statistics this module once held (``rankdata``, ``pearson``, ``spearman``, ``topk_mask``,
+``bootstrap_mean_ci``) live in :mod:`pointlens.stats`, the input checks ``as_scores`` / ``as_mask`` in
+:mod:`pointlens.utils.validate`; importing them from here still works for one release with a
+``DeprecationWarning``.
 
 ===================================  ===============================================  ======  ====
 metric                               definition                                       range   best
@@ -24,186 +24,35 @@ metric                               definition                                 
 
 from __future__ import annotations
 
-import numpy as np
+import importlib
+import warnings
+
 import torch
 
-from pointlens.errors import bad_argument
-from pointlens.utils.validate import check_float, check_int
+from pointlens.stats import rankdata
+from pointlens.utils.validate import as_mask, as_scores, check_int
 
 __all__ = [
-    "as_scores",
-    "as_mask",
-    "rankdata",
-    "pearson",
-    "spearman",
-    "topk_mask",
     "pointing_game",
     "relevance_mass_accuracy",
     "relevance_rank_accuracy",
     "topk_intersection",
     "auroc",
     "localisation_metrics",
-    "bootstrap_mean_ci",
 ]
 
-
-# --------------------------------------------------------------------------------------------- input checks
-def as_scores(scores, name: str = "scores", *, like: torch.Tensor | None = None) -> torch.Tensor:
-    """Check and convert per-point scores to a float64 tensor ``(B, N)``.
-
-    Args:
-        scores: array-like ``(B, N)`` (``(N,)`` is given a batch dimension); finite numbers.
-        name: the argument's name, used in error messages.
-        like: when given, the result must have this tensor's shape ``(B, N)``.
-
-    Returns:
-        ``torch.Tensor`` float64 ``(B, N)`` (float64 so sums and ranks are exact enough for large N).
-
-    Raises:
-        InvalidArgumentError: wrong type, rank, shape, or non-finite values.
-    """
-    if isinstance(scores, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(scores))
-    elif isinstance(scores, torch.Tensor):
-        t = scores.detach()
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(scores, dtype=np.float64))
-        except Exception:
-            raise bad_argument(name, type(scores).__name__, "a tensor or array of shape (B, N)") from None
-    if t.dtype == torch.bool:
-        t = t.to(torch.float64)
-    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
-        raise bad_argument(name, f"dtype {t.dtype}", "real-valued scores")
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if t.dim() != 2 or t.shape[1] == 0:
-        raise bad_argument(name, f"a tensor of shape {tuple(t.shape)}",
-                           "per-point scores of shape (B, N), N >= 1")
-    if like is not None and tuple(t.shape) != tuple(like.shape):
-        raise bad_argument(name, f"shape {tuple(t.shape)}",
-                           f"shape {tuple(like.shape)} (one score per point)")
-    t = t.to(torch.float64)
-    if not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
-        raise bad_argument(name, f"{bad} NaN or infinite value(s)", "finite scores")
-    return t
+# Names that moved in 0.2 -> their new module; importing them from here warns (kept for one release).
+_MOVED = {"rankdata": "pointlens.stats", "pearson": "pointlens.stats", "spearman": "pointlens.stats",
+          "topk_mask": "pointlens.stats", "bootstrap_mean_ci": "pointlens.stats",
+          "as_scores": "pointlens.utils.validate", "as_mask": "pointlens.utils.validate"}
 
 
-def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
-    """Check and convert a ground-truth mask to a bool tensor with the shape of ``like`` ``(B, N)``.
-
-    Args:
-        mask: bool or 0/1 array-like ``(B, N)`` (``(N,)`` is given a batch dimension).
-        like: the scores ``(B, N)`` the mask belongs to.
-        name: the argument's name, used in error messages.
-
-    Returns:
-        ``torch.Tensor`` bool ``(B, N)`` on ``like``'s device.
-
-    Raises:
-        InvalidArgumentError: wrong shape, or values other than 0/1.
-    """
-    t = mask.detach() if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if tuple(t.shape) != tuple(like.shape):
-        raise bad_argument(name, f"shape {tuple(t.shape)}",
-                           f"a bool mask of shape {tuple(like.shape)} like the scores")
-    if t.dtype != torch.bool:
-        if t.is_complex() or not bool(((t == 0) | (t == 1)).all()):
-            raise bad_argument(name, "values other than 0/1", "a bool mask (or 0/1 values)")
-        t = t != 0
-    return t.to(like.device)
-
-
-# --------------------------------------------------------------------------------------------- statistics
-def rankdata(x: torch.Tensor) -> torch.Tensor:
-    """Ranks along the last dimension, 1 = smallest, ties get the average of their ranks.
-
-    The batched torch equivalent of ``scipy.stats.rankdata(x, method="average", axis=-1)``.
-
-    Args:
-        x: ``(B, N)`` real values.
-
-    Returns:
-        ``(B, N)`` float64 ranks in ``[1, N]``.
-    """
-    x = as_scores(x, "x")
-    b, n = x.shape
-    sorted_x, order = torch.sort(x, dim=1, stable=True)
-    new_group = torch.ones_like(sorted_x, dtype=torch.bool)
-    new_group[:, 1:] = sorted_x[:, 1:] != sorted_x[:, :-1]
-    gid = torch.cumsum(new_group.long(), dim=1) - 1                      # (B, N) group id per sorted slot
-    flat = gid + torch.arange(b, device=x.device).unsqueeze(1) * n          # unique ids across the batch
-    pos = torch.arange(n, device=x.device, dtype=torch.float64).expand(b, n).reshape(-1)
-    first = torch.full((b * n,), float(n), dtype=torch.float64, device=x.device)
-    last = torch.full((b * n,), -1.0, dtype=torch.float64, device=x.device)
-    first.scatter_reduce_(0, flat.reshape(-1), pos, reduce="amin")
-    last.scatter_reduce_(0, flat.reshape(-1), pos, reduce="amax")
-    avg = (first + last) / 2.0 + 1.0
-    ranks_sorted = avg[flat.reshape(-1)].reshape(b, n)
-    return torch.empty_like(ranks_sorted).scatter_(1, order, ranks_sorted)
-
-
-def pearson(x, y) -> torch.Tensor:
-    """Pearson correlation of each row of ``x`` with the same row of ``y``.
-
-    ``r = Σ (x - x̄)(y - ȳ) / sqrt(Σ (x - x̄)² Σ (y - ȳ)²)``, as ``scipy.stats.pearsonr``.
-
-    Args:
-        x: ``(B, N)`` values.
-        y: ``(B, N)`` values.
-
-    Returns:
-        ``(B,)`` float64 in ``[-1, 1]``; NaN for a row where ``x`` or ``y`` is constant (undefined).
-    """
-    x = as_scores(x, "x")
-    y = as_scores(y, "y", like=x)
-    xc = x - x.mean(1, keepdim=True)
-    yc = y - y.mean(1, keepdim=True)
-    # Scale each row first so the products cannot under/overflow.
-    xs = xc.abs().amax(1, keepdim=True)
-    ys = yc.abs().amax(1, keepdim=True)
-    xc = xc / torch.where(xs > 0, xs, torch.ones_like(xs))
-    yc = yc / torch.where(ys > 0, ys, torch.ones_like(ys))
-    den = torch.sqrt((xc * xc).sum(1) * (yc * yc).sum(1))
-    r = (xc * yc).sum(1) / den
-    r = torch.where(den > 0, r, torch.full_like(r, float("nan")))
-    return r.clamp(-1.0, 1.0)
-
-
-def spearman(x, y) -> torch.Tensor:
-    """Spearman rank correlation of each row: the Pearson correlation of average ranks (ties averaged).
-
-    Same value as ``scipy.stats.spearmanr`` per row.
-
-    Args:
-        x: ``(B, N)`` values.
-        y: ``(B, N)`` values.
-
-    Returns:
-        ``(B,)`` float64 in ``[-1, 1]``; NaN where a row is constant.
-    """
-    x = as_scores(x, "x")
-    y = as_scores(y, "y", like=x)
-    return pearson(rankdata(x), rankdata(y))
-
-
-def topk_mask(scores, k: int) -> torch.Tensor:
-    """Bool mask of the ``k`` highest scores of each row (ties broken towards the lower index, deterministic).
-
-    Args:
-        scores: ``(B, N)``.
-        k: ``0 <= k <= N``.
-
-    Returns:
-        ``(B, N)`` bool with exactly ``k`` True per row.
-    """
-    s = as_scores(scores)
-    k = check_int("k", k, minimum=0, maximum=s.shape[1])
-    order = torch.sort(s, dim=1, descending=True, stable=True).indices[:, :k]
-    return torch.zeros_like(s, dtype=torch.bool).scatter_(1, order, True)
+def __getattr__(name: str):
+    if name in _MOVED:
+        warnings.warn(f"pointlens.metrics.localisation.{name} moved to {_MOVED[name]}.{name}; the old path goes "
+                      "in the next release", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _ranked_share(s: torch.Tensor, m: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
@@ -368,41 +217,3 @@ def localisation_metrics(scores, mask, *, k: int | None = None) -> dict[str, tor
         "topk_intersection": topk_intersection(s, m, k),
         "auroc": auroc(s, m),
     }
-
-
-# --------------------------------------------------------------------------------------------- summaries
-def bootstrap_mean_ci(values, *, level: float = 0.95, n_boot: int = 2000, seed: int = 0
-                      ) -> tuple[float, float, float, int]:
-    """Mean of a per-cloud sample and its percentile-bootstrap confidence interval.
-
-    ``n_boot`` resamples of the finite values (with replacement, same size) are drawn with a generator seeded
-    by ``seed``; the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of their means
-    (Efron's percentile interval). Used by the benchmark to say whether a method beats the random reference
-    (the sample is the per-cloud difference) and how sure a sanity verdict is.
-
-    Args:
-        values: array-like ``(M,)``; NaN entries (undefined clouds) are left out.
-        level: coverage in (0, 1) (default 0.95).
-        n_boot: number of bootstrap resamples (>= 1).
-        seed: seed of the resampling.
-
-    Returns:
-        ``(mean, low, high, n)`` with ``n`` the number of finite values; ``(nan, nan, nan, 0)`` without any and
-        ``(mean, nan, nan, 1)`` for one (an interval needs two).
-    """
-    level = check_float("level", level, minimum=0.0, maximum=1.0, strict_min=True)
-    if level >= 1.0:
-        raise bad_argument("level", level, "a coverage strictly between 0 and 1, e.g. 0.95")
-    n_boot = check_int("n_boot", n_boot, minimum=1)
-    v = np.asarray(values, dtype=np.float64).reshape(-1)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    if n == 0:
-        return float("nan"), float("nan"), float("nan"), 0
-    mean = float(v.mean())
-    if n == 1:
-        return mean, float("nan"), float("nan"), 1
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, n, size=(n_boot, n))].mean(axis=1)
-    low, high = np.quantile(means, [(1.0 - level) / 2.0, (1.0 + level) / 2.0])
-    return mean, float(low), float(high), n

@@ -20,11 +20,11 @@ from torch import nn
 
 from pointlens.errors import bad_argument
 from pointlens.metrics.faithfulness import model_outputs
-from pointlens.metrics.localisation import as_scores, spearman
 from pointlens.metrics.sanity import ExplainFn, run_explain
 from pointlens.ops.geometry import knn
+from pointlens.stats import spearman
 from pointlens.utils.seed import generator
-from pointlens.utils.validate import as_points, as_target, check_float, check_int
+from pointlens.utils.validate import as_points, as_scores, as_target, check_float, check_int
 
 __all__ = ["jitter_in_ball", "max_sensitivity", "transfer_scores", "resampling_consistency"]
 

@@ -38,11 +38,11 @@ from torch import nn
 
 from pointlens.errors import bad_argument
 from pointlens.metrics.faithfulness import model_outputs
-from pointlens.metrics.localisation import as_scores, spearman, topk_mask
 from pointlens.models.hooks import get_layer
+from pointlens.stats import spearman, topk_mask
 from pointlens.utils.progress import progress
 from pointlens.utils.seed import generator
-from pointlens.utils.validate import as_points, as_target, check_choice, check_int
+from pointlens.utils.validate import as_points, as_scores, as_target, check_choice, check_int
 
 __all__ = [
     "ExplainFn",

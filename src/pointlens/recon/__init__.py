@@ -29,7 +29,6 @@ from pointlens.recon.render import (
     to_viewer_frame,
 )
 from pointlens.recon.report import write_study
-from pointlens.recon.stats import StatResult, ks_test, pairwise_ks, spearman
 from pointlens.recon.study import (
     FRAMES,
     METHODS,
@@ -43,6 +42,7 @@ from pointlens.recon.study import (
     score_predictions,
     summarize,
 )
+from pointlens.stats import StatResult, ks_test, pairwise_ks, spearman_test
 
 __all__ = [
     "FRAMES",
@@ -81,8 +81,18 @@ __all__ = [
     "run_study",
     "score_predictions",
     "silhouette",
-    "spearman",
+    "spearman_test",
     "summarize",
     "to_viewer_frame",
     "write_study",
 ]
+
+
+def __getattr__(name: str):
+    if name == "spearman":   # renamed in 0.2: pointlens.stats.spearman is the batched correlation
+        import warnings
+
+        warnings.warn("pointlens.recon.spearman is now pointlens.stats.spearman_test; the old name goes in the next "
+                      "release", DeprecationWarning, stacklevel=2)
+        return spearman_test
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

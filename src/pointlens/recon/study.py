@@ -33,10 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pointlens import stats
 from pointlens.data.dataset import PointCloudDataset
 from pointlens.errors import DataError, bad_argument
 from pointlens.metrics.shape import chamfer_distance, compare_shapes, voxel_iou, voxelize_points
-from pointlens.recon import baselines, stats
+from pointlens.recon import baselines
 from pointlens.recon.models import EncoderDecoder, ImageEncoder, ImageHead, PointDecoder, fit, predict
 from pointlens.recon.render import (
     PROJECTIONS,
@@ -486,7 +487,7 @@ def summarize(result: FrameResult) -> dict:
     for meth in METHODS:
         spear[meth] = {}
         for metric in METRICS:
-            r = stats.spearman(sizes, class_means[meth][metric])
+            r = stats.spearman_test(sizes, class_means[meth][metric])
             spear[meth][metric] = {"rho": r.statistic, "pvalue": r.pvalue}
     o = overall
     finding = {

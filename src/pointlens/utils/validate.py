@@ -110,3 +110,72 @@ def as_target(target, batch: int, num_classes: int | None = None, name: str = "t
     if num_classes is not None and (t.min() < 0 or t.max() >= num_classes):
         raise bad_argument(name, t.tolist()[:8], f"class indices in [0, {num_classes - 1}]")
     return t
+
+
+def as_scores(scores, name: str = "scores", *, like: torch.Tensor | None = None) -> torch.Tensor:
+    """Check and convert per-point scores to a float64 tensor ``(B, N)``.
+
+    Args:
+        scores: array-like ``(B, N)`` (``(N,)`` is given a batch dimension); finite numbers.
+        name: the argument's name, used in error messages.
+        like: when given, the result must have this tensor's shape ``(B, N)``.
+
+    Returns:
+        ``torch.Tensor`` float64 ``(B, N)`` (float64 so sums and ranks are exact enough for large N).
+
+    Raises:
+        InvalidArgumentError: wrong type, rank, shape, or non-finite values.
+    """
+    if isinstance(scores, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(scores))
+    elif isinstance(scores, torch.Tensor):
+        t = scores.detach()
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(scores, dtype=np.float64))
+        except Exception:
+            raise bad_argument(name, type(scores).__name__, "a tensor or array of shape (B, N)") from None
+    if t.dtype == torch.bool:
+        t = t.to(torch.float64)
+    if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64, torch.int16, torch.uint8)):
+        raise bad_argument(name, f"dtype {t.dtype}", "real-valued scores")
+    if t.dim() == 1:
+        t = t.unsqueeze(0)
+    if t.dim() != 2 or t.shape[1] == 0:
+        raise bad_argument(name, f"a tensor of shape {tuple(t.shape)}",
+                           "per-point scores of shape (B, N), N >= 1")
+    if like is not None and tuple(t.shape) != tuple(like.shape):
+        raise bad_argument(name, f"shape {tuple(t.shape)}",
+                           f"shape {tuple(like.shape)} (one score per point)")
+    t = t.to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise bad_argument(name, f"{bad} NaN or infinite value(s)", "finite scores")
+    return t
+
+
+def as_mask(mask, like: torch.Tensor, name: str = "mask") -> torch.Tensor:
+    """Check and convert a ground-truth mask to a bool tensor with the shape of ``like`` ``(B, N)``.
+
+    Args:
+        mask: bool or 0/1 array-like ``(B, N)`` (``(N,)`` is given a batch dimension).
+        like: the scores ``(B, N)`` the mask belongs to.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        ``torch.Tensor`` bool ``(B, N)`` on ``like``'s device.
+
+    Raises:
+        InvalidArgumentError: wrong shape, or values other than 0/1.
+    """
+    t = mask.detach() if isinstance(mask, torch.Tensor) else torch.as_tensor(np.asarray(mask))
+    if t.dim() == 1:
+        t = t.unsqueeze(0)
+    if tuple(t.shape) != tuple(like.shape):
+        raise bad_argument(name, f"shape {tuple(t.shape)}",
+                           f"a bool mask of shape {tuple(like.shape)} like the scores")
+    if t.dtype != torch.bool:
+        if t.is_complex() or not bool(((t == 0) | (t == 1)).all()):
+            raise bad_argument(name, "values other than 0/1", "a bool mask (or 0/1 values)")
+        t = t != 0
+    return t.to(like.device)
