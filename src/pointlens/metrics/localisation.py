@@ -29,8 +29,11 @@ import warnings
 
 import torch
 
-from pointlens.stats import rankdata
-from pointlens.utils.validate import as_mask, as_scores, check_int
+# Private aliases: the public names of these live in their own modules (see _MOVED below).
+from pointlens.stats import rankdata as _rankdata
+from pointlens.utils.validate import as_mask as _as_mask
+from pointlens.utils.validate import as_scores as _as_scores
+from pointlens.utils.validate import check_int
 
 __all__ = [
     "pointing_game",
@@ -85,8 +88,8 @@ def pointing_game(scores, mask) -> torch.Tensor:
         >>> pointing_game(torch.tensor([[0.1, 0.9, 0.3]]), torch.tensor([[False, True, False]]))
         tensor([1.], dtype=torch.float64)
     """
-    s = as_scores(scores)
-    m = as_mask(mask, s)
+    s = _as_scores(scores)
+    m = _as_mask(mask, s)
     top = s == s.amax(1, keepdim=True)
     return (top & m).sum(1).to(torch.float64) / top.sum(1).to(torch.float64)
 
@@ -108,8 +111,8 @@ def relevance_mass_accuracy(scores, mask) -> torch.Tensor:
         >>> relevance_mass_accuracy(torch.tensor([[3.0, 1.0, -2.0]]), torch.tensor([[True, False, True]]))
         tensor([0.7500], dtype=torch.float64)
     """
-    s = as_scores(scores)
-    m = as_mask(mask, s)
+    s = _as_scores(scores)
+    m = _as_mask(mask, s)
     pos = s.clamp_min(0.0)
     total = pos.sum(1)
     inside = (pos * m).sum(1)
@@ -135,8 +138,8 @@ def relevance_rank_accuracy(scores, mask) -> torch.Tensor:
         >>> relevance_rank_accuracy(s, m)     # top-2 = points 0, 1; only point 0 is inside
         tensor([0.5000], dtype=torch.float64)
     """
-    s = as_scores(scores)
-    m = as_mask(mask, s)
+    s = _as_scores(scores)
+    m = _as_mask(mask, s)
     return _ranked_share(s, m, m.sum(1))
 
 
@@ -159,8 +162,8 @@ def topk_intersection(scores, mask, k: int) -> torch.Tensor:
         >>> topk_intersection(s, m, 1)
         tensor([1.], dtype=torch.float64)
     """
-    s = as_scores(scores)
-    m = as_mask(mask, s)
+    s = _as_scores(scores)
+    m = _as_mask(mask, s)
     k = check_int("k", k, minimum=1, maximum=s.shape[1])
     return _ranked_share(s, m, torch.full((s.shape[0],), k, dtype=torch.long, device=s.device))
 
@@ -184,9 +187,9 @@ def auroc(scores, mask) -> torch.Tensor:
         >>> auroc(torch.tensor([[0.9, 0.8, 0.1, 0.5]]), torch.tensor([[True, False, True, False]]))
         tensor([0.5000], dtype=torch.float64)
     """
-    s = as_scores(scores)
-    m = as_mask(mask, s)
-    r = rankdata(s)
+    s = _as_scores(scores)
+    m = _as_mask(mask, s)
+    r = _rankdata(s)
     p = m.sum(1).to(torch.float64)
     q = s.shape[1] - p
     u = (r * m).sum(1) - p * (p + 1) / 2.0
@@ -207,8 +210,8 @@ def localisation_metrics(scores, mask, *, k: int | None = None) -> dict[str, tor
         dict name -> ``(B,)`` float64: ``pointing_game``, ``relevance_mass_accuracy``,
         ``relevance_rank_accuracy``, ``topk_intersection``, ``auroc``.
     """
-    s = as_scores(scores)
-    m = as_mask(mask, s)
+    s = _as_scores(scores)
+    m = _as_mask(mask, s)
     k = max(1, s.shape[1] // 10) if k is None else k
     return {
         "pointing_game": pointing_game(s, m),
