@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _deletion_outputs(model, x: torch.Tensor, batch: int = 32) -> torch.Tensor:
     """Logits of every leave-one-out cloud: ``(B, N, 3) -> (B, N, C)``."""
-    from pointlens.perturb.removal import delete_points
+    from pointlens.ops.removal import delete_points
 
     b, n, _ = x.shape
     out = []

@@ -17,7 +17,7 @@ from pointlens.attribution import (
     integration_rule,
 )
 from pointlens.errors import InvalidArgumentError
-from pointlens.perturb.removal import cloud_centre
+from pointlens.ops.removal import cloud_centre
 from test_attribution_nets import TinyDGCNN, TinyPointNet, cloud
 
 TARGET = torch.tensor([1, 3])

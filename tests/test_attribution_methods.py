@@ -9,7 +9,7 @@ from torch import nn
 
 from pointlens.attribution import LIME, RISE, CriticalPoints, PointGradCAM, RandomAttribution, kmeans_segments
 from pointlens.errors import InvalidArgumentError
-from pointlens.perturb.removal import cloud_centre
+from pointlens.ops.removal import cloud_centre
 from test_attribution_nets import TinyPointNet, cloud
 
 

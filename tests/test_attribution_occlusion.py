@@ -8,7 +8,7 @@ import torch
 
 from pointlens.attribution import KNNOcclusion, Occlusion
 from pointlens.errors import InvalidArgumentError
-from pointlens.perturb.removal import cloud_centre
+from pointlens.ops.removal import cloud_centre
 from test_attribution_nets import Bare, TinyDGCNN, TinyPointNet, cloud
 
 

@@ -62,9 +62,8 @@ def toy_dataset(m=10):
 @pytest.fixture
 def fake(monkeypatch):
     """Patch the loaders and the method factory; returns a namespace to tweak the fakes."""
+    import pointlens.attribution.registry as registry
     import pointlens.cli.common as common_cli
-    import pointlens.cli.drop as drop_cli
-    import pointlens.cli.explain as explain_cli
 
     state = SimpleNamespace(model=MaxX(), dataset=toy_dataset(), scorer=XScore(),
                             class_names=["flat", "spiky"])
@@ -72,9 +71,12 @@ def fake(monkeypatch):
                         lambda args: SimpleNamespace(model=state.model, class_names=state.class_names,
                                                      config={}, meta={}))
     monkeypatch.setattr(common_cli, "load_data_for", lambda args: state.dataset)
-    for mod in (explain_cli, drop_cli):
-        monkeypatch.setattr(mod, "attribution_names", lambda: ["xscore"])
-        monkeypatch.setattr(mod, "make_attribution", lambda name, model, alpha, options=None, seed=None: state.scorer)
+
+    class XScoreMethod:  # registered like a real method: the CLI resolves every name through the registry
+        def __new__(cls, model, **options):
+            return state.scorer
+
+    monkeypatch.setitem(registry._REGISTRY, "xscore", XScoreMethod)
     return state
 
 
@@ -137,7 +139,7 @@ def test_drop_same_seed_same_numbers_and_saved_clouds(fake, capsys, tmp_path):
     (["--budgets", "0,a"], "--budgets"),
     (["--budgets", f"0,{N}"], "at least one point must remain"),
     (["--per-step", "0"], "--per-step"),
-    (["--methods", "xscore,nope"], "random, xscore"),
+    (["--methods", "xscore,nope"], "random, xscore"),  # the registry's names, listed
     (["--methods", "xscore,xscore"], "each method once"),
     (["--methods", "xscore", "--score-once", "random"], "--score-once"),
 ])

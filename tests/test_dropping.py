@@ -191,7 +191,17 @@ def test_random_drop_is_seeded_and_batch_independent():
     np.testing.assert_array_equal(r1.removed, r2.removed)
     assert r1.accuracy == r2.accuracy
     assert (r1.removed != r3.removed).any()
-    assert r1.scorer_calls == 0
+    assert r1.scorer_calls == 3  # scored once per batch of clean clouds (9 clouds, batches of 4), never re-scored
+    # The string is the attribution package's random baseline, scored once: the same deletions.
+    from pointlens.attribution import RandomAttribution
+    from pointlens.perturb.dropping import ScoreOnce
+
+    r4 = drop_curve(MaxX(), pts, labels, ScoreOnce(RandomAttribution(MaxX(), seed=7)), batch_size=4, **kw)
+    np.testing.assert_array_equal(r1.removed, r4.removed)
+    # Seeded by geometry, not by position: the same cloud moved to another index loses the same points.
+    perm = [8, 0, 1, 2, 3, 4, 5, 6, 7]
+    r5 = drop_curve(MaxX(), pts[perm], labels[perm], "random", seed=7, batch_size=4, **kw)
+    np.testing.assert_array_equal(r5.removed, r1.removed[perm])
     for row in r1.removed:
         assert len(set(row.tolist())) == 20
     # Different clouds get different draws.

@@ -10,7 +10,7 @@ from torch import nn
 
 from pointlens.errors import InvalidArgumentError
 from pointlens.metrics.faithfulness import deletion_curve, faithfulness_correlation, insertion_curve
-from pointlens.perturb.removal import cloud_centre
+from pointlens.ops.removal import cloud_centre
 
 N, K = 20, 4                       # points per cloud, "important" points per cloud
 

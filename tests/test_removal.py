@@ -1,4 +1,4 @@
-"""Tests of pointlens.perturb.removal against numpy references."""
+"""Tests of pointlens.ops.removal against numpy references."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pointlens.errors import InvalidArgumentError
-from pointlens.perturb.removal import cloud_centre, delete_points, keep_points, kept_indices, shift_to_centre
+from pointlens.ops.removal import cloud_centre, delete_points, keep_points, kept_indices, shift_to_centre
 
 
 def _pts(b=3, n=11, seed=0, dtype=torch.float64):

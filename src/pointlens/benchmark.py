@@ -37,7 +37,6 @@ resampling consistency 1 attribution; sanity ``(2 L + 3)`` attributions per sani
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import shutil
 import time
@@ -188,7 +187,7 @@ class BenchmarkConfig:
         Raises:
             InvalidArgumentError: an unknown method, metric or option value, naming it and the accepted ones.
         """
-        from pointlens.attribution import attribution_class, list_attributions
+        from pointlens.attribution import check_method, list_attributions
 
         names = list_attributions()
         methods = _split_names(self.methods, "methods")
@@ -197,7 +196,8 @@ class BenchmarkConfig:
         elif methods == ["all"]:
             methods = list(names)
         for m in methods:
-            check_choice("methods", m, names + ["default", "all"])
+            if m not in ("default", "all"):
+                check_method(m, arg="methods")
         methods = [m for i, m in enumerate(methods) if m not in methods[:i] and m not in ("default", "all")]
         if "random" not in methods:
             methods.append("random")
@@ -211,10 +211,9 @@ class BenchmarkConfig:
         if not isinstance(self.method_options, dict):
             raise bad_argument("method_options", self.method_options, "a dict {method: {option: value}}")
         for m, opts in self.method_options.items():
-            check_choice("method_options", m, names)
             if not isinstance(opts, dict):
                 raise bad_argument(f"method_options[{m!r}]", opts, "a dict {option: value}")
-            attribution_class(m)
+            check_method(m, opts, arg="method_options")
         check_int("seed", self.seed)
         check_int("chunk_size", self.chunk_size, minimum=1)
         check_choice("target", self.target, ("label", "predicted"))
@@ -294,21 +293,12 @@ def chunk_seed(seed: int, start: int, salt: int) -> int:
     return (int(seed) * 1_000_003 + int(start) * 7919 + int(salt) * 104_729) % (2**62)
 
 
-def _accepts(method: str, option: str) -> bool:
-    from pointlens.attribution import attribution_class
-
-    for klass in attribution_class(method).__mro__:
-        if "__init__" in vars(klass) and option in inspect.signature(klass.__init__).parameters:
-            return True
-    return False
-
-
 def _explain_fn(method: str, options: dict, seed_base: int):
     """``explain(model, points, target) -> (B, N)`` for ``method``; stochastic methods get ``seed_base``."""
-    from pointlens.attribution import create_attribution
+    from pointlens.attribution import create_attribution, is_stochastic
 
     opts = dict(options)
-    if _accepts(method, "seed"):
+    if is_stochastic(method):
         opts["seed"] = int(opts.get("seed", 0)) + int(seed_base)
 
     def explain(model, pts, target):

@@ -14,7 +14,7 @@ from torch import nn
 
 from pointlens.attribution.base import Attribution, cloud_seeds, per_point_draws, select
 from pointlens.errors import bad_argument
-from pointlens.perturb.removal import CENTRES, cloud_centre
+from pointlens.ops.removal import CENTRES, cloud_centre
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import check_choice, check_float, check_int
 

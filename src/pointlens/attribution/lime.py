@@ -9,7 +9,7 @@ from pointlens.attribution.base import Attribution, cloud_seeds
 from pointlens.attribution.occlusion import fpss_start
 from pointlens.attribution.rise import OUTPUTS, model_output
 from pointlens.ops.geometry import farthest_point_sampling, gather_points, knn
-from pointlens.perturb.removal import CENTRES, cloud_centre, shift_to_centre
+from pointlens.ops.removal import CENTRES, cloud_centre, shift_to_centre
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import check_choice, check_float, check_int
 

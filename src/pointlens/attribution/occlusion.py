@@ -1,6 +1,6 @@
 """Occlusion: exact leave-one-out (with a fast path for max-pool models) and k-NN patch occlusion.
 
-Points are removed by DELETING them (:func:`pointlens.perturb.removal.delete_points`): every perturbed cloud
+Points are removed by DELETING them (:func:`pointlens.ops.removal.delete_points`): every perturbed cloud
 of one batch loses the same number of points, so batches stay rectangular. k-NN occlusion also offers
 ``removal="shift"`` (patch moved onto the cloud's centre, fixed size).
 """
@@ -14,7 +14,7 @@ from pointlens.attribution.base import Attribution, select
 from pointlens.errors import bad_argument
 from pointlens.models.hooks import capture, get_layer
 from pointlens.ops.geometry import farthest_point_sampling, knn
-from pointlens.perturb.removal import CENTRES, cloud_centre, delete_points, shift_to_centre
+from pointlens.ops.removal import CENTRES, cloud_centre, delete_points, shift_to_centre
 from pointlens.utils.validate import check_choice, check_int
 
 LAYOUTS = ("BCN", "BNC")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from pointlens.attribution.base import Attribution, cloud_seeds, per_point_draws
-from pointlens.perturb.removal import CENTRES, cloud_centre, keep_points, shift_to_centre
+from pointlens.ops.removal import CENTRES, cloud_centre, keep_points, shift_to_centre
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import check_choice, check_float, check_int
 

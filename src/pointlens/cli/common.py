@@ -145,3 +145,24 @@ def parse_option(text: str, name: str = "--option") -> tuple[str, object]:
 def vars_for_config(args) -> dict:
     """The parsed arguments as a JSON-safe dict (without the handler function)."""
     return {k: v for k, v in vars(args).items() if k != "func"}
+
+
+def make_attribution(name: str, model, *, alpha: float = 1.0, options: dict | None = None, seed: int | None = None,
+                     arg: str = "--method"):
+    """Build attribution method ``name`` through the registry (:func:`pointlens.attribution.create_attribution`,
+    the one place names and options are validated).
+
+    ``alpha`` goes to ``pointshift`` only and ``seed`` to the stochastic methods (unless ``options`` set them).
+
+    Raises:
+        InvalidArgumentError: unknown name (named after ``arg``) or an option the method does not take.
+    """
+    from pointlens.attribution import check_method, create_attribution, is_stochastic
+
+    opts = dict(options or {})
+    check_method(name, opts, arg=arg)
+    if name == "pointshift":
+        opts.setdefault("alpha", alpha)
+    if seed is not None and is_stochastic(name):
+        opts.setdefault("seed", seed)
+    return create_attribution(name, model, arg=arg, **opts)

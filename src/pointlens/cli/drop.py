@@ -9,7 +9,6 @@ import torch
 
 from pointlens.cli import common
 from pointlens.cli.common import add_checkpoint_options, load_model_and_data, vars_for_config
-from pointlens.cli.explain import attribution_names, make_attribution
 from pointlens.errors import bad_argument
 
 EXAMPLE = ("pointlens drop --checkpoint ../shared/data/learning3d_pointnet_cls_modelnet40_best_model.t7 "
@@ -18,11 +17,6 @@ EXAMPLE = ("pointlens drop --checkpoint ../shared/data/learning3d_pointnet_cls_m
            "--methods pointshift,random,critical --mode both --budgets 0,25,50,100,150,200 --per-step 10 "
            "--alpha 1 --json --out runs/drop")
 BUDGETS_HELP = "comma-separated non-negative integers in ascending order, e.g. 0,25,50,100,150,200"
-
-
-def method_names() -> list[str]:
-    """Every method ``--methods`` accepts: the attribution methods plus the seeded ``random`` baseline."""
-    return sorted(set(attribution_names()) | {"random"})
 
 
 def parse_methods(text: str, valid: list[str], name: str = "--methods") -> list[str]:
@@ -62,8 +56,9 @@ def register(sub) -> None:
     add_checkpoint_options(p)
     common.add_data_options(p)
     p.add_argument("--methods", default="pointshift,random,critical",
-                   help="comma-separated scoring methods (attribution names, plus random = seeded random "
-                        "drop); default pointshift,random,critical")
+                   help="comma-separated attribution methods (pointlens.attribution names); random = the "
+                        "random baseline of the attribution package (uniform scores seeded by --seed and each "
+                        "cloud's geometry), scored once on the clean clouds; default pointshift,random,critical")
     p.add_argument("--mode", default="both", choices=["high", "low", "both"],
                    help="drop the highest scores first, the lowest, or both (default both)")
     p.add_argument("--budgets", default="0,25,50,100,150,200",
@@ -92,12 +87,14 @@ def run(args) -> int:
     check_int("--batch-size", args.batch_size, minimum=1)
     check_float("--alpha", args.alpha)
     budgets = parse_budgets(args.budgets)
-    valid = method_names()
+    from pointlens.attribution import list_attributions
+
+    valid = list_attributions()
     methods = parse_methods(args.methods, valid)
     once = parse_methods(args.score_once, methods, "--score-once") if args.score_once.strip() else []
     if "random" in once:
         raise bad_argument("--score-once", args.score_once,
-                           "methods other than random (random never re-scores)")
+                           "methods other than random (random is always scored once on the clean clouds)")
     modes = ["high", "low"] if args.mode == "both" else [args.mode]
 
     seed_everything(args.seed)
@@ -112,12 +109,9 @@ def run(args) -> int:
 
     curves, timings, clouds = {}, {}, {}
     for name in methods:
-        if name == "random":
-            scorer = "random"
-        else:
-            scorer = make_attribution(name, model, args.alpha, seed=args.seed)
-            if name in once:
-                scorer = ScoreOnce(scorer)
+        scorer = common.make_attribution(name, model, alpha=args.alpha, seed=args.seed, arg="--methods")
+        if name in once or name == "random":
+            scorer = ScoreOnce(scorer)
         for mode in modes:
             key = f"{name}-{mode}"
             t0 = time.perf_counter()

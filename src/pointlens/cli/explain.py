@@ -1,8 +1,4 @@
-"""``pointlens explain``: score every point of some clouds with an attribution method and render them.
-
-Also holds the helpers the ``drop`` command shares: checkpoint/data options, loading both and checking that
-they agree on the number of classes, and building attribution methods from their names.
-"""
+"""``pointlens explain``: score every point of some clouds with an attribution method and render them."""
 
 from __future__ import annotations
 
@@ -16,30 +12,6 @@ from pointlens.errors import bad_argument
 
 EXAMPLE = ("pointlens explain --method pointshift --checkpoint runs/pointnet/checkpoint.pt --data shapeparts "
            "--split test --limit 16 --out runs/explain")
-
-
-def attribution_names() -> list[str]:
-    """Names accepted by ``pointlens.attribution.create_attribution``."""
-    from pointlens.attribution import list_attributions
-
-    return list(list_attributions())
-
-
-def make_attribution(name: str, model, alpha: float, options: dict | None = None, seed: int | None = None):
-    """Build method ``name`` on ``model``; ``alpha`` goes to ``pointshift`` only, ``--seed`` to the stochastic ones."""
-    import inspect
-
-    from pointlens.attribution import attribution_class, create_attribution
-
-    opts = dict(options or {})
-    if name == "pointshift":
-        opts.setdefault("alpha", alpha)
-    if seed is not None and "seed" in inspect.signature(attribution_class(name).__init__).parameters:
-        opts.setdefault("seed", seed)
-    try:
-        return create_attribution(name, model, **opts)
-    except TypeError as e:  # an option the method does not take
-        raise bad_argument("--option", opts, f"options that method {name} accepts ({e})") from None
 
 
 def parse_target(text: str, labels: np.ndarray, num_classes: int):
@@ -98,15 +70,15 @@ def run(args) -> int:
     check_int("--batch-size", args.batch_size, minimum=1)
     check_int("--renders", args.renders, minimum=0)
     check_float("--alpha", args.alpha)
-    names = attribution_names()
-    if args.method not in names:
-        raise bad_argument("--method", args.method, "one of " + ", ".join(names))
+    from pointlens.attribution import check_method
+
     options = dict(common.parse_option(o) for o in args.option)
+    check_method(args.method, options, arg="--method")   # before the model and data are loaded
     seed_everything(args.seed)
     loaded, dataset, device = common.load_model_and_data(args)
     model = loaded.model
     target, target_kind = parse_target(args.target, dataset.labels, dataset.num_classes)
-    method = make_attribution(args.method, model, args.alpha, options, seed=args.seed)
+    method = common.make_attribution(args.method, model, alpha=args.alpha, options=options, seed=args.seed)
 
     points = torch.from_numpy(dataset.points)
     from pointlens.training.evaluate import predict

@@ -9,7 +9,7 @@
   explanations", IJCAI 2020: Pearson correlation, over random subsets ``S`` of points, between the summed
   attribution ``Σ_{i∈S} s_i`` and the drop of the target logit when ``S`` is removed (best 1).
 
-Points are removed only through :mod:`pointlens.perturb.removal`; every function says which removal it uses.
+Points are removed only through :mod:`pointlens.ops.removal`; every function says which removal it uses.
 The model is used as it is (call ``model.eval()`` first); it is run under ``torch.no_grad()`` and its mode and
 weights are never changed. Scores are ordered with a stable sort, so ties are broken towards the lower point
 index and the same inputs always give the same numbers.
@@ -25,7 +25,7 @@ from torch import nn
 
 from pointlens.errors import bad_argument
 from pointlens.models.hooks import min_points, model_device
-from pointlens.perturb.removal import cloud_centre, delete_points, keep_points, shift_to_centre
+from pointlens.ops.removal import cloud_centre, delete_points, keep_points, shift_to_centre
 from pointlens.stats import pearson
 from pointlens.utils.seed import generator
 from pointlens.utils.validate import as_points, as_scores, as_target, check_choice, check_int
@@ -183,10 +183,10 @@ def deletion_curve(model: nn.Module, points, scores, target=None, *, fractions=N
     probability ``p_t(x \\ top_k)`` of the target is recorded (Petsiuk et al., RISE, BMVC 2018, "deletion
     metric"). ``AUC = ∫ p_t df / (f_last - f_first)`` by the trapezoid rule.
 
-    Removal: ``"delete"`` (default) deletes the points with :func:`pointlens.perturb.removal.delete_points`,
+    Removal: ``"delete"`` (default) deletes the points with :func:`pointlens.ops.removal.delete_points`,
     the cloud shrinks to ``N - k`` points (``k`` is capped at ``N - min_points(model)``: a cloud keeps at least
     one point, or as many as the model needs, see :func:`pointlens.models.hooks.min_points`);
-    ``"shift"`` moves them onto the cloud's centre with :func:`~pointlens.perturb.removal.shift_to_centre`
+    ``"shift"`` moves them onto the cloud's centre with :func:`~pointlens.ops.removal.shift_to_centre`
     (the centre of the ORIGINAL cloud, fixed size).
 
     Args:
@@ -223,9 +223,9 @@ def insertion_curve(model: nn.Module, points, scores, target=None, *, fractions=
     ``AUC = ∫ p_t df / (f_last - f_first)`` by the trapezoid rule.
 
     Removal: ``"shift"`` (default) starts from the cloud with EVERY point shifted onto its centre (the
-    centre of the original cloud, :func:`pointlens.perturb.removal.shift_to_centre`) and restores the top-k
+    centre of the original cloud, :func:`pointlens.ops.removal.shift_to_centre`) and restores the top-k
     points, fixed size ``N``; ``"keep"`` feeds only the top-k points
-    (:func:`~pointlens.perturb.removal.keep_points`, the cloud grows from ``max(k, min_points(model))`` points,
+    (:func:`~pointlens.ops.removal.keep_points`, the cloud grows from ``max(k, min_points(model))`` points,
     :func:`pointlens.models.hooks.min_points`).
 
     Args:
@@ -277,8 +277,8 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
     cloud, from a generator seeded with ``seed`` (same seed -> same subsets).
 
     Removal: ``"shift"`` (default; Bhatt's baseline replacement) moves the subset onto the centre of the
-    original cloud with :func:`pointlens.perturb.removal.shift_to_centre` (fixed size); ``"delete"``
-    deletes it with :func:`~pointlens.perturb.removal.delete_points` (the cloud shrinks to ``N - m``).
+    original cloud with :func:`pointlens.ops.removal.shift_to_centre` (fixed size); ``"delete"``
+    deletes it with :func:`~pointlens.ops.removal.delete_points` (the cloud shrinks to ``N - m``).
 
     Args:
         model: maps ``(B, N, 3)`` to logits ``(B, C)``.

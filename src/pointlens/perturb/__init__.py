@@ -1,9 +1,10 @@
 """pointlens.perturb
 
-Removing points (:mod:`pointlens.perturb.removal`: delete them, or shift them to the cloud's centre) and the
+Removing points (:mod:`pointlens.ops.removal`: delete them, or shift them to the cloud's centre) and the
 salient-point dropping experiment built on it (:mod:`pointlens.perturb.dropping`).
 """
 
+from pointlens.ops.removal import cloud_centre, delete_points, keep_points, kept_indices, shift_to_centre
 from pointlens.perturb.dropping import (
     DEFAULT_BUDGETS,
     MODES,
@@ -14,7 +15,6 @@ from pointlens.perturb.dropping import (
     drop_schedule,
     run_drop_experiment,
 )
-from pointlens.perturb.removal import cloud_centre, delete_points, keep_points, kept_indices, shift_to_centre
 
 __all__ = [
     "DEFAULT_BUDGETS",

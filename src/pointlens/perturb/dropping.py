@@ -7,7 +7,7 @@ accuracy on what is left. "high" mode deletes the highest-scored points first (a
 the scores are faithful), "low" mode the lowest-scored first (accuracy should hold or even rise).
 
 Removal here means DELETION: the cloud really shrinks (``N - b`` points at budget ``b``), through
-:func:`pointlens.perturb.removal.delete_points`, the one way pointlens removes points.
+:func:`pointlens.ops.removal.delete_points`, the one way pointlens removes points.
 
 Schedule: one continuous run per cloud visits every budget in ascending order; steps remove ``per_step``
 points except the step that lands on a budget, which removes only what is left to reach it (so budgets need
@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from pointlens.attribution.random import RandomAttribution
 from pointlens.errors import PointlensError, bad_argument
 from pointlens.models.hooks import min_points, model_device, preserve_model_state
-from pointlens.perturb.removal import delete_points
+from pointlens.ops.removal import delete_points
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import as_points, as_target, check_choice, check_int
 
@@ -168,12 +169,12 @@ def drop_schedule(budgets: Sequence[int], per_step: int) -> list[int]:
     return steps
 
 
-def _classify_scorer(scorer, m: int, n: int):
-    """Return (kind, payload): kind in random | fixed | once | call."""
+def _classify_scorer(scorer, m: int, n: int, model: nn.Module, seed: int):
+    """Return (kind, payload): kind in fixed | once | call."""
     if isinstance(scorer, str):
         if scorer != "random":
             raise bad_argument("scorer", scorer, _SCORER_KINDS)
-        return "random", None
+        scorer = ScoreOnce(RandomAttribution(model, seed=seed))
     if isinstance(scorer, ScoreOnce):
         return "once", _as_call(scorer.scorer)
     if isinstance(scorer, (np.ndarray, torch.Tensor)):
@@ -215,12 +216,6 @@ def _run_scorer(call: Callable, points: torch.Tensor, target: torch.Tensor) -> t
     return s
 
 
-def _random_scores(ids: torch.Tensor, n: int, seed: int) -> torch.Tensor:
-    # One generator per cloud, keyed by (seed, cloud index): independent of batch size and batch order.
-    rows = [np.random.default_rng([int(seed) & 0xFFFFFFFF, int(i)]).random(n) for i in ids.tolist()]
-    return torch.from_numpy(np.stack(rows).astype(np.float32))
-
-
 def _delete(points: torch.Tensor, orig: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Delete ``idx`` (B, k) from the clouds with removal.delete_points and track the original indices."""
     new_points, kept = delete_points(points, idx, return_kept=True)
@@ -242,8 +237,9 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
             a callable ``(points (B, n, 3), target (B,)) -> scores (B, n)``;
             ``ScoreOnce(scorer)`` to score only the clean clouds and keep that order;
             an ``(M, N)`` array of fixed scores of the original points;
-            ``"random"``: random drop with the same schedule, seeded by ``seed`` per cloud (independent of
-            ``batch_size``).
+            ``"random"``: the random baseline, ``ScoreOnce(create_attribution("random", model, seed=seed))`` —
+            uniform scores drawn once per clean cloud from ``seed`` and the cloud's geometry (independent of
+            ``batch_size`` and of the cloud's position in the set).
         budgets: ascending numbers of points to delete, each at most ``N - min_points(model)`` (0 = the clean
             accuracy; :func:`pointlens.models.hooks.min_points`, 1 unless the model needs more, e.g. DGCNN's k).
         per_step: points deleted per step (the step landing on a budget deletes what is left to reach it).
@@ -251,7 +247,7 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
         batch_size: clouds scored and classified together.
         keep_clouds: keep the perturbed clouds of every budget in the result.
         rescore: False is the same as ``ScoreOnce(scorer)`` (score once on the clean clouds).
-        seed: seed of the ``"random"`` scorer.
+        seed: seed of the ``"random"`` scorer (:class:`pointlens.attribution.RandomAttribution`).
         desc: label of the progress bar.
 
     Returns:
@@ -271,7 +267,7 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
     batch_size = check_int("batch_size", batch_size, minimum=1)
     seed = check_int("seed", seed)
     lab = _as_labels(labels, m)
-    kind, payload = _classify_scorer(scorer, m, n)
+    kind, payload = _classify_scorer(scorer, m, n, model, seed)
     if kind == "call" and not rescore:
         kind = "once"
     steps = drop_schedule(budgets, per_step)
@@ -313,12 +309,9 @@ def drop_curve(model: nn.Module, points, labels, scorer, budgets: Sequence[int] 
                 cur = pts[s:s + batch_size].to(device)
                 target = lab[s:s + batch_size].to(device)
                 bsz = cur.shape[0]
-                ids = torch.arange(s, s + bsz)
                 orig = torch.arange(n, device=device).unsqueeze(0).expand(bsz, n).contiguous()
                 fixed = None
-                if kind == "random":
-                    fixed = _random_scores(ids, n, seed).to(device)
-                elif kind == "fixed":
+                if kind == "fixed":
                     fixed = payload[s:s + bsz].to(device)
                 elif kind == "once":
                     fixed = _run_scorer(payload, cur, target)

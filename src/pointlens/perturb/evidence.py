@@ -15,7 +15,7 @@ from torch import nn
 
 from pointlens.errors import bad_argument
 from pointlens.models.hooks import preserve_model_state
-from pointlens.perturb.removal import delete_points
+from pointlens.ops.removal import delete_points
 
 
 @dataclass
