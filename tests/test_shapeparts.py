@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pointlens.data import shapeparts as sp
-from pointlens.data import shapeparts_geometry as geo
 from pointlens.data.dataset import PointCloudDataset
+from pointlens.data.shapeparts import generator as sp
+from pointlens.data.shapeparts import geometry as geo
 from pointlens.errors import InvalidArgumentError
 
 C = len(sp.CLASS_NAMES)

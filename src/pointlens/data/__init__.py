@@ -3,22 +3,19 @@
 ``load_dataset(spec, split=..., num_points=..., sampling=..., normalize=True, seed=0, limit=None)`` is the one
 way to get data; spec forms: ``shapeparts[:key=value,...]``, ``modelnet40-h5:PATH``, ``modelnet40-txt:PATH``,
 ``meshes:PATH``, ``npz:PATH`` (see docs/data.md). The ShapeParts generator lives in
-``pointlens.data.shapeparts`` (imported on demand).
+``pointlens.data.shapeparts`` (imported on demand). Single-file parsers (text, npy/npz, OFF/PLY/OBJ) are in
+``pointlens.data.formats``; the dataset layouts that use them in ``pointlens.data.readers``.
 """
 
+from pointlens.data.classes import MODELNET40_CLASSES
 from pointlens.data.dataset import PointCloudDataset
+from pointlens.data.formats import check_finite, read_cloud_file, read_mesh, read_off, sample_surface
 from pointlens.data.readers import (
-    MODELNET40_CLASSES,
-    check_finite,
     filter_split,
-    read_cloud_file,
-    read_mesh,
     read_meshes,
     read_modelnet_h5,
     read_modelnet_txt,
     read_npz,
-    read_off,
-    sample_surface,
     save_dataset,
 )
 from pointlens.data.spec import KINDS, load_dataset, parse_spec

@@ -1,10 +1,13 @@
-"""Readers for the point-cloud formats users have on disk; each returns a :class:`PointCloudDataset`.
+"""Dataset readers: the layouts users have on disk, each returned as a :class:`PointCloudDataset`.
+
+Parsing single files (text, npy/npz, OFF/PLY/OBJ, surface sampling) lives in :mod:`pointlens.data.formats`;
+the readers here walk a dataset's layout, parse its files with those parsers and assemble labels and splits.
 
 * :func:`read_modelnet_h5` — ``modelnet40_ply_hdf5_2048`` (h5 files with ``data``/``label``);
 * :func:`read_modelnet_txt` — ``modelnet40_normal_resampled`` (one comma-separated text file per shape);
 * :func:`read_meshes` — a folder of OFF/PLY/OBJ meshes, one sub-folder per class, sampled by area;
 * :func:`read_npz` — a generic ``.npz`` (also what :func:`save_dataset` writes);
-* :func:`read_cloud_file` — one cloud from any supported file.
+* :func:`~pointlens.data.formats.read_cloud_file` — one cloud from any supported file (re-exported here).
 
 Readers return the clouds as stored (all their points, or the first ``max_points`` when asked, in file
 order, not normalised); :func:`pointlens.data.load_dataset` then samples and normalises. Every failure to find
@@ -13,7 +16,6 @@ or parse a file raises :class:`pointlens.errors.DataError` naming the path (and 
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 import zipfile
@@ -22,22 +24,25 @@ from pathlib import Path
 
 import numpy as np
 
+from pointlens.data.classes import MODELNET40_CLASSES
 from pointlens.data.dataset import PointCloudDataset
+from pointlens.data.formats import (  # noqa: F401  (check_finite, read_cloud_file, read_off: re-exported)
+    DEFAULT_MESH_POINTS,
+    MESH_SUFFIXES,
+    check_finite,
+    parse_text_cloud,
+    read_cloud_file,
+    read_mesh,
+    read_off,
+    require_file,
+    sample_surface,
+)
 from pointlens.errors import DataError, PointlensError, bad_argument
 from pointlens.utils.io import save_npz, to_json
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import check_choice, check_int
 
-MODELNET40_CLASSES = [
-    "airplane", "bathtub", "bed", "bench", "bookshelf", "bottle", "bowl", "car", "chair", "cone", "cup",
-    "curtain", "desk", "door", "dresser", "flower_pot", "glass_box", "guitar", "keyboard", "lamp", "laptop",
-    "mantel", "monitor", "night_stand", "person", "piano", "plant", "radio", "range_hood", "sink", "sofa",
-    "stairs", "stool", "table", "tent", "toilet", "tv_stand", "vase", "wardrobe", "xbox",
-]
-MESH_SUFFIXES = (".off", ".ply", ".obj")
-CLOUD_SUFFIXES = (".npy", ".npz", ".txt", ".xyz", ".csv", ".ply", ".off", ".obj")
 SPLITS = ("train", "test", "all", None)
-DEFAULT_MESH_POINTS = 2048
 
 H5_LAYOUT = ("PATH/train_files.txt and PATH/test_files.txt listing ply_data_*.h5 files (found by basename in "
              "PATH), each with 'data' (B, N, 3) and 'label' (B, 1); optional PATH/shape_names.txt")
@@ -64,26 +69,6 @@ def _require_dir(path, layout: str) -> Path:
     if not p.is_dir():
         raise DataError(f"{p}: folder not found; expected {layout}")
     return p
-
-
-def _require_file(path, layout: str | None = None) -> Path:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise DataError(f"{p}: file not found" + (f"; expected {layout}" if layout else ""))
-    return p
-
-
-def check_finite(points: np.ndarray, source) -> None:
-    """Raise :class:`DataError` naming ``source`` when ``points (M, N, D)`` has NaN/infinite coordinates."""
-    finite = np.isfinite(points)
-    if finite.all():
-        return
-    bad = ~finite.all(axis=-1)
-    if bad.ndim == 1:
-        bad = bad[None]
-    clouds = np.flatnonzero(bad.any(axis=1))
-    raise DataError(f"{source}: {int(bad.sum())} point(s) in {len(clouds)} cloud(s) have NaN or infinite "
-                    f"coordinates (first bad cloud: index {int(clouds[0])}); repair or drop them")
 
 
 def _read_lines(path: Path) -> list[str]:
@@ -134,288 +119,6 @@ def _stack_ragged(clouds: list[np.ndarray], num_points: int | None, sampling: st
         idx = sample_indices(group, num_points, sampling, seed).numpy()
         out[rows] = np.take_along_axis(group, idx[..., None], axis=1)
     return out, True
-
-
-# ----------------------------------------------------------------------------------------------------------
-# meshes
-
-
-def read_off(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read an OFF mesh, tolerating ModelNet's merged header (``OFF490 518 0`` on the first line).
-
-    Polygons with more than three vertices are split into a triangle fan. Comments (``#``) and the COFF/NOFF
-    variants (extra columns after xyz) are accepted.
-
-    Args:
-        path: the ``.off`` file.
-
-    Returns:
-        ``(vertices (V, 3) float64, faces (F, 3) int64)``.
-
-    Raises:
-        DataError: missing file, not an OFF file, truncated, bad indices, or no faces.
-    """
-    path = _require_file(path)
-    try:
-        text = path.read_text(errors="strict")
-    except (UnicodeDecodeError, OSError) as e:
-        raise DataError(f"{path}: cannot read as a text OFF file ({e})") from None
-    lines = [t for t in (s.split("#", 1)[0].strip() for s in text.splitlines()) if t]
-    m = re.match(r"^([A-Za-z]*OFF)\s*(.*)$", lines[0]) if lines else None
-    if m is None:
-        raise DataError(f"{path}: not an OFF file (the first line must start with 'OFF')")
-    if m.group(2):
-        counts, body = m.group(2), 1
-    else:
-        counts, body = (lines[1] if len(lines) > 1 else ""), 2
-    try:
-        nv, nf = (int(x) for x in counts.split()[:2])
-    except ValueError:
-        raise DataError(f"{path}: bad OFF header counts {counts!r}; expected 'vertices faces edges'") \
-            from None
-    vlines, flines = lines[body:body + nv], lines[body + nv:body + nv + nf]
-    if len(vlines) < nv or len(flines) < nf:
-        raise DataError(f"{path}: truncated OFF file: header announces {nv} vertices and {nf} faces, found "
-                        f"{len(vlines)} and {max(0, len(flines))}")
-    try:
-        vertices = np.array([s.split()[:3] for s in vlines], dtype=np.float64).reshape(nv, 3)
-    except ValueError:
-        raise DataError(f"{path}: malformed vertex lines (expected three numbers per line)") from None
-    if nf == 0:
-        raise DataError(f"{path}: the OFF file has no faces (a mesh is needed to sample its surface)")
-    rows = [s.split() for s in flines]
-    try:
-        if all(len(r) >= 4 and r[0] == "3" for r in rows):
-            faces = np.array([r[1:4] for r in rows], dtype=np.int64)
-        else:
-            tris = []
-            for r in rows:
-                k = int(r[0])
-                ids = [int(x) for x in r[1:1 + k]]
-                if k < 3 or len(ids) < k:
-                    raise ValueError
-                tris.extend((ids[0], ids[j], ids[j + 1]) for j in range(1, k - 1))
-            faces = np.array(tris, dtype=np.int64).reshape(-1, 3)
-    except ValueError:
-        raise DataError(f"{path}: malformed face lines (expected 'k i1 ... ik' with k >= 3)") from None
-    if faces.size and (faces.min() < 0 or faces.max() >= nv):
-        raise DataError(f"{path}: face indices outside [0, {nv - 1}]")
-    return vertices, faces
-
-
-def read_mesh(path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a triangle mesh from ``.off`` (own parser), ``.ply`` or ``.obj`` (trimesh).
-
-    Returns:
-        ``(vertices (V, 3) float64, faces (F, 3) int64)``.
-
-    Raises:
-        DataError: missing/unreadable file or a file without faces.
-    """
-    path = _require_file(path)
-    suffix = path.suffix.lower()
-    if suffix == ".off":
-        vertices, faces = read_off(path)
-    elif suffix in (".ply", ".obj"):
-        import trimesh
-
-        try:
-            mesh = trimesh.load(str(path), force="mesh", process=False)
-            vertices = np.asarray(mesh.vertices, dtype=np.float64).reshape(-1, 3)
-            faces = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
-        except Exception as e:  # trimesh raises many types on corrupt files
-            raise DataError(f"{path}: cannot read the mesh ({type(e).__name__}: {e})") from None
-        if len(faces) == 0:
-            raise DataError(f"{path}: the mesh has no faces (a mesh is needed to sample its surface)")
-    else:
-        raise bad_argument("path", str(path), "a mesh file ending in " + ", ".join(MESH_SUFFIXES))
-    if not np.isfinite(vertices).all():
-        bad = int((~np.isfinite(vertices)).any(-1).sum())
-        raise DataError(f"{path}: {bad} vertex(es) with NaN or infinite coordinates")
-    return vertices, faces
-
-
-def _rng(seed) -> np.random.Generator:
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng([int(s) % 2**32 for s in np.atleast_1d(seed)])
-
-
-def sample_surface(vertices, faces, n: int, seed=0, *, return_normals: bool = False, source: str = "mesh"):
-    """Sample ``n`` points uniformly by area on a triangle mesh.
-
-    Each point picks a triangle with probability proportional to its area, then uniform barycentric
-    coordinates (``sqrt`` trick), so the expected number of points in any region is ``n * area / total``.
-
-    Args:
-        vertices: ``(V, 3)``.
-        faces: ``(F, 3)`` vertex indices.
-        n: number of points (>= 1).
-        seed: int, sequence of ints, or a ``numpy.random.Generator``; the same seed gives the same points.
-        return_normals: also return the unit normal of each point's triangle.
-        source: name used in error messages.
-
-    Returns:
-        ``(n, 3)`` float32 points, and ``(n, 3)`` float32 normals with ``return_normals``.
-
-    Raises:
-        DataError: the mesh has zero total area or non-finite vertices.
-    """
-    n = check_int("n", n, minimum=1)
-    v = np.asarray(vertices, dtype=np.float64)
-    f = np.asarray(faces, dtype=np.int64)
-    tri = v[f]
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area2 = np.linalg.norm(cross, axis=1)
-    cdf = np.cumsum(area2)
-    if len(cdf) == 0 or not np.isfinite(cdf[-1]) or cdf[-1] <= 0:
-        raise DataError(f"{source}: the mesh has zero surface area; cannot sample points on it")
-    rng = _rng(seed)
-    face = np.minimum(np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right"), len(cdf) - 1)
-    r1, r2 = rng.random(n), rng.random(n)
-    s = np.sqrt(r1)
-    a, b, c = tri[face, 0], tri[face, 1], tri[face, 2]
-    pts = ((1 - s)[:, None] * a + (s * (1 - r2))[:, None] * b + (s * r2)[:, None] * c).astype(np.float32)
-    if not return_normals:
-        return pts
-    normals = (cross[face] / area2[face, None]).astype(np.float32)
-    return pts, normals
-
-
-# ----------------------------------------------------------------------------------------------------------
-# single files
-
-
-def _parse_text_cloud(path: Path, max_lines: int | None = None) -> np.ndarray:
-    """Rows of >= 3 numbers separated by commas and/or whitespace; leading header lines are skipped.
-
-    Reads only the first ``max_lines`` point lines when given (fast path: one numpy conversion of the block).
-    """
-    try:
-        with open(path) as fh:
-            lines = list(fh) if max_lines is None else list(itertools.islice(fh, max_lines))
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as text ({e})") from None
-    if lines:
-        first = lines[0].replace(",", " ").split()
-        try:
-            flat = np.array(" ".join(lines).replace(",", " ").split(), dtype=np.float32)
-            if len(first) >= 3 and flat.size == len(first) * len(lines):
-                return flat.reshape(len(lines), len(first))
-        except ValueError:
-            pass
-    return _parse_text_slow(path, max_lines)
-
-
-def _parse_text_slow(path: Path, max_lines: int | None) -> np.ndarray:
-    rows, started = [], False
-    try:
-        with open(path) as fh:
-            for k, line in enumerate(fh):
-                toks = line.split("#", 1)[0].replace(",", " ").split()
-                if not toks:
-                    continue
-                try:
-                    vals = [float(t) for t in toks]
-                except ValueError:
-                    if started:
-                        raise DataError(f"{path}: line {k + 1} is not numeric: {line.strip()[:60]!r}") \
-                            from None
-                    continue  # a header line
-                if len(vals) < 3:
-                    if started:
-                        raise DataError(f"{path}: line {k + 1} has {len(vals)} value(s); expected x, y, z")
-                    continue  # e.g. the point count of an .xyz header
-                if started and len(vals) != len(rows[0]):
-                    raise DataError(f"{path}: line {k + 1} has {len(vals)} values, earlier lines "
-                                    f"{len(rows[0])}")
-                rows.append(vals)
-                started = True
-                if max_lines is not None and len(rows) >= max_lines:
-                    break
-    except (OSError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: cannot read as text ({e})") from None
-    if not rows:
-        raise DataError(f"{path}: no point found (expected lines of x, y, z separated by commas or spaces)")
-    return np.asarray(rows, dtype=np.float32)
-
-
-def _first_cloud(arr: np.ndarray, path: Path) -> np.ndarray:
-    if arr.ndim == 3:
-        arr = arr[0]
-    if arr.ndim != 2 or arr.shape[-1] < 3:
-        raise DataError(f"{path}: points of shape {arr.shape}; expected (N, D>=3) or (M, N, D>=3)")
-    return arr
-
-
-def read_cloud_file(path, num_points: int | None = None, seed: int = 0) -> np.ndarray:
-    """Read one point cloud from a file.
-
-    Formats: ``.npy`` (``(N, D)`` or ``(M, N, D)``: first cloud), ``.npz`` (key ``points``, first cloud if
-    batched), ``.txt``/``.xyz``/``.csv`` (x, y, z[, ...] per line separated by commas or spaces), ``.ply`` (a
-    point-cloud PLY gives its vertices; a mesh PLY is sampled), ``.off``/``.obj`` meshes (sampled by area).
-
-    Args:
-        path: the file.
-        num_points: for clouds, keep the first ``num_points`` points (None: all); for meshes, the number of
-            area samples (None: 2048).
-        seed: seed of the mesh sampling.
-
-    Returns:
-        ``(N, 3)`` float32 xyz (extra channels dropped).
-
-    Raises:
-        DataError: missing, unreadable, truncated or NaN-containing file; a mesh without faces.
-        InvalidArgumentError: unknown extension, or more points asked than the cloud has.
-    """
-    path = _require_file(path)
-    if num_points is not None:
-        num_points = check_int("num_points", num_points, minimum=1)
-    suffix = path.suffix.lower()
-    check_choice("path suffix", suffix, CLOUD_SUFFIXES)
-    if suffix in (".off", ".obj") or suffix == ".ply" and _ply_has_faces(path):
-        v, f = read_mesh(path)
-        return sample_surface(v, f, num_points or DEFAULT_MESH_POINTS, seed, source=str(path))
-    if suffix == ".npy":
-        try:
-            arr = _first_cloud(np.load(path, allow_pickle=False), path)
-        except (OSError, ValueError, EOFError) as e:
-            raise DataError(f"{path}: cannot read the .npy file ({e})") from None
-    elif suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                if "points" not in z.files:
-                    raise DataError(f"{path}: no 'points' array (arrays: {', '.join(z.files)})")
-                arr = _first_cloud(z["points"], path)
-        except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise DataError(f"{path}: cannot read the .npz file ({type(e).__name__}: {e})") from None
-    elif suffix == ".ply":
-        import trimesh
-
-        try:
-            arr = np.asarray(trimesh.load(str(path), process=False).vertices)
-        except Exception as e:
-            raise DataError(f"{path}: cannot read the PLY file ({type(e).__name__}: {e})") from None
-    else:
-        arr = _parse_text_cloud(path, num_points)
-    arr = np.asarray(arr[:, :3], dtype=np.float32)
-    if num_points is not None:
-        if len(arr) < num_points:
-            raise bad_argument("num_points", num_points, f"at most {len(arr)} (the points in {path})")
-        arr = arr[:num_points]
-    check_finite(arr, path)
-    return np.ascontiguousarray(arr)
-
-
-def _ply_has_faces(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e})") from None
-    header = head.split(b"end_header", 1)[0]
-    m = re.search(rb"element\s+face\s+(\d+)", header)
-    return bool(m and int(m.group(1)) > 0)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -548,7 +251,7 @@ def read_modelnet_txt(path, split="train", *, num_points: int | None = None, sam
     lookup = {c: i for i, c in enumerate(class_names)}
     ids, splits = [], []
     for sp in ([want] if want else ["train", "test"]):
-        listing = _require_file(root / f"{prefix}_{sp}.txt", TXT_LAYOUT)
+        listing = require_file(root / f"{prefix}_{sp}.txt", TXT_LAYOUT)
         entries = _read_lines(listing)
         ids.extend(entries)
         splits.extend([sp] * len(entries))
@@ -562,8 +265,8 @@ def read_modelnet_txt(path, split="train", *, num_points: int | None = None, sam
         cls = shape_id.rsplit("_", 1)[0]
         if cls not in lookup:
             raise DataError(f"{root}: id {shape_id!r} names class {cls!r}, not in {prefix}_shape_names.txt")
-        f = _require_file(root / cls / f"{shape_id}.txt", TXT_LAYOUT)
-        arr = _parse_text_cloud(f, max_lines)
+        f = require_file(root / cls / f"{shape_id}.txt", TXT_LAYOUT)
+        arr = parse_text_cloud(f, max_lines)
         if max_lines is not None and len(arr) < max_lines:
             raise bad_argument("num_points", num_points, f"at most {len(arr)}: {f} has {len(arr)} points "
                                "(ask for fewer points)")
@@ -674,7 +377,7 @@ def read_npz(path, split="train", *, limit: int | None = None) -> PointCloudData
     Raises:
         DataError: missing, truncated or corrupt file, missing ``points``/``labels``, NaN coordinates.
     """
-    path = _require_file(path, NPZ_LAYOUT)
+    path = require_file(path, NPZ_LAYOUT)
     want = _want_split(split)
     try:
         with np.load(path, allow_pickle=False) as z:

@@ -4,6 +4,7 @@ Every model maps ``(B, N, 3)`` points to ``(B, C)`` logits and exposes ``config`
 ``pointwise_until_pool`` and ``head`` (see docs/models.md).
 """
 
+from pointlens.models.adapters import ChannelsFirst
 from pointlens.models.checkpoint import LoadedCheckpoint, load_checkpoint, save_checkpoint
 from pointlens.models.dgcnn import DGCNN
 from pointlens.models.layers import GlobalMaxPool, PointClassifier
@@ -12,6 +13,7 @@ from pointlens.models.pointnet2 import PointNet2
 from pointlens.models.registry import MODELNET40_CLASSES, create_model, list_models, register_model
 
 __all__ = [
+    "ChannelsFirst",
     "DGCNN",
     "MODELNET40_CLASSES",
     "GlobalMaxPool",
@@ -25,10 +27,3 @@ __all__ = [
     "register_model",
     "save_checkpoint",
 ]
-
-try:  # written by the attribution engineer
-    from pointlens.models.adapters import ChannelsFirst  # noqa: F401
-
-    __all__.append("ChannelsFirst")
-except ImportError:  # pragma: no cover - until adapters.py exists
-    pass

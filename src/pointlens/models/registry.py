@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-# ModelNet40 class names in the official order; learning3d checkpoints use it (one list, kept in data.readers).
-from pointlens.data.readers import MODELNET40_CLASSES  # noqa: F401  (re-exported)
+# ModelNet40 class names in the official order; learning3d checkpoints use it (one list, in data.classes).
+from pointlens.data.classes import MODELNET40_CLASSES  # noqa: F401  (re-exported)
 from pointlens.errors import bad_argument
 from pointlens.utils.validate import check_int
 

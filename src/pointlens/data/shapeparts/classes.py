@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pointlens.data.shapeparts_geometry import BOX, BOX_ALL, FRUSTUM, TORUS, ZONE
+from pointlens.data.shapeparts.geometry import BOX, BOX_ALL, FRUSTUM, TORUS, ZONE
 
 
 def rot_x(a) -> np.ndarray:
