@@ -107,10 +107,10 @@ def test_kdtree_path_equals_chunked_path():
 def test_auto_backend_choice_follows_the_crossover():
     cpu = torch.device("cpu")
     n = int(np.sqrt(shape.KDTREE_MIN_PAIRS))
-    assert shape._choose_backend("auto", cpu, n + 1, n + 1) == "kdtree"
-    assert shape._choose_backend("auto", cpu, 10, 10) == "torch"
-    assert shape._choose_backend("auto", torch.device("cuda"), 10**5, 10**5) == "torch"
-    assert shape._choose_backend("torch", cpu, 10**5, 10**5) == "torch"
+    assert shape.distances._choose_backend("auto", cpu, n + 1, n + 1) == "kdtree"
+    assert shape.distances._choose_backend("auto", cpu, 10, 10) == "torch"
+    assert shape.distances._choose_backend("auto", torch.device("cuda"), 10**5, 10**5) == "torch"
+    assert shape.distances._choose_backend("torch", cpu, 10**5, 10**5) == "torch"
 
 
 # -------------------------------------------------------------------------------------------- F-score

@@ -1,8 +1,13 @@
-"""pointlens.metrics: metrics for 3D outputs and for explanations.
+"""pointlens.metrics: two separate areas.
 
-* shape (``pointlens.metrics.shape``): F-score, Chamfer presets, Hausdorff, voxel IoU;
-* explanations: ``faithfulness`` (deletion/insertion, faithfulness correlation), ``localisation`` (against
-  ground-truth masks), ``sanity`` (parameter randomisation, random logit), ``complexity``, ``robustness``.
+* Metrics of 3D OUTPUTS — the sub-package ``pointlens.metrics.shape`` (nearest-neighbour distances,
+  F-score@d, Chamfer presets, Hausdorff, voxel IoU), used by the reconstruction study (``pointlens.recon``)
+  and by anything that generates clouds.
+* Metrics that JUDGE EXPLANATIONS — the modules ``faithfulness`` (deletion/insertion, faithfulness
+  correlation), ``localisation`` (against ground-truth masks), ``sanity`` (parameter randomisation, random
+  logit), ``complexity`` and ``robustness``.
+
+Statistics they share (correlations, bootstrap intervals) are in :mod:`pointlens.stats`.
 
 Every metric is a plain function over tensors; the most used ones are re-exported here.
 """
