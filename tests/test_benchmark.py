@@ -13,7 +13,6 @@ from pointlens.attribution import create_attribution, list_attributions
 from pointlens.benchmark import (
     GROUP_COLUMNS,
     BenchmarkConfig,
-    _fc_from_drops,
     alternate_sampling,
     chunk_ranges,
     run_benchmark,
@@ -21,6 +20,7 @@ from pointlens.benchmark import (
     table_markdown,
     table_rows_csv,
 )
+from pointlens.benchmark.engine import _fc_from_drops
 from pointlens.data import load_dataset
 from pointlens.errors import InvalidArgumentError
 from pointlens.metrics.complexity import sparseness

@@ -257,3 +257,85 @@ def plot_curves(curves: Mapping[str, Mapping], path, title: str = "Accuracy whil
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
     return _save_figure(fig, path, dpi)
+
+
+# --------------------------------------------------------------------------------------------- benchmark
+def plot_heatmap(table: dict, path) -> Path:
+    """PNG heat-map of methods x metric columns; colour = rank-free min-max score per column (1 = best method
+    for that column, direction-aware), text = the value.
+
+    Args:
+        table: the table object of :class:`pointlens.benchmark.BenchmarkResult` (``columns``, ``rows``,
+            ``directions``).
+        path: PNG file to write (atomically).
+
+    Returns:
+        the path.
+    """
+    from matplotlib.figure import Figure
+
+    cols = [c for c in table["columns"] if c in table["directions"]]
+    methods = [r["method"] for r in table["rows"]]
+    vals = np.array(
+        [[np.nan if r.get(c) is None else r[c] for c in cols] for r in table["rows"]], dtype=float
+    )
+    colour = np.full_like(vals, np.nan)
+    for j, c in enumerate(cols):
+        v = vals[:, j]
+        ok = np.isfinite(v)
+        if ok.sum() == 0:
+            continue
+        lo, hi = v[ok].min(), v[ok].max()
+        t = np.where(ok, 0.5 if hi <= lo else (v - lo) / max(hi - lo, 1e-300), np.nan)
+        colour[:, j] = t if table["directions"][c] == "higher" else 1 - t
+    fig = Figure(figsize=(max(6.0, 0.9 * len(cols) + 2), max(3.0, 0.45 * len(methods) + 1.8)))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.imshow(np.ma.masked_invalid(colour), cmap="RdYlGn", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cols)), [c.replace("_", "\n") for c in cols], fontsize=7)
+    labels = [m + (" ✗" if r.get("sanity_pass") is False else "") for m, r in zip(methods, table["rows"])]
+    ax.set_yticks(range(len(methods)), labels, fontsize=8)
+    for i in range(len(methods)):
+        for j in range(len(cols)):
+            ax.text(
+                j,
+                i,
+                "n/a" if not np.isfinite(vals[i, j]) else f"{vals[i, j]:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+            )
+    ax.set_title("explanation benchmark (green = best in column; ✗ = fails sanity)", fontsize=9)
+    fig.tight_layout()
+    return _save_figure(fig, path, 100)
+
+
+def plot_randomisation_curves(curves: dict, path, threshold: float = 0.5) -> Path:
+    """PNG of the mean Spearman correlation per randomisation step, one line per method (cascading: left,
+    independent: right); step 0 = the trained model (ρ = 1).
+
+    Args:
+        curves: :attr:`pointlens.benchmark.BenchmarkResult.curves`.
+        path: PNG file to write (atomically).
+        threshold: the sanity threshold drawn as a dashed line.
+
+    Returns:
+        the path.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(11, 4.4))
+    for k, mode in enumerate(("cascading", "independent")):
+        ax = fig.add_subplot(1, 2, k + 1)
+        layers = []
+        for i, (method, c) in enumerate(curves.items()):
+            layers = c["layers"]
+            ys = [1.0] + [np.nan if v is None else v for v in c[mode]]
+            ax.plot(range(len(ys)), ys, marker="o", markersize=3, color=f"C{i % 10}", label=method)
+        ax.axhline(threshold, ls="--", color="grey", lw=1)
+        ax.set_xticks(range(len(layers) + 1), ["trained"] + list(layers), rotation=60, fontsize=6, ha="right")
+        ax.set_ylabel("Spearman ρ with the original explanation")
+        ax.set_title(f"{mode} randomisation (top layer first)", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save_figure(fig, path, 100)
