@@ -10,6 +10,7 @@ from pointlens.models.layers import GlobalMaxPool, PointClassifier
 from pointlens.models.pointnet import PointNet
 from pointlens.models.pointnet2 import PointNet2
 from pointlens.models.registry import MODELNET40_CLASSES, create_model, list_models, register_model
+from pointlens.models.user import UserModelSpec, load_user_model
 
 __all__ = [
     "DGCNN",
@@ -22,13 +23,15 @@ __all__ = [
     "create_model",
     "list_models",
     "load_checkpoint",
+    "load_user_model",
     "register_model",
     "save_checkpoint",
+    "UserModelSpec",
 ]
 
 try:  # written by the attribution engineer
-    from pointlens.models.adapters import ChannelsFirst  # noqa: F401
+    from pointlens.models.adapters import ChannelsFirst, ModelAdapter  # noqa: F401
 
-    __all__.append("ChannelsFirst")
+    __all__ += ["ChannelsFirst", "ModelAdapter"]
 except ImportError:  # pragma: no cover - until adapters.py exists
     pass
