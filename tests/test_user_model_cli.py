@@ -229,6 +229,32 @@ def test_evaluate_explain_every_method_and_drop_equal_the_library(files, capsys)
     assert min(v for c in curves.values() for v in c.values()) < 1.0, curves  # the experiment moved something
 
 
+def test_the_run_folder_rebuilds_the_same_model(files, capsys, tmp_path):
+    import shutil
+
+    from pointlens.models import rebuild_user_model
+
+    ck = tmp_path / "copy.pth"
+    shutil.copy(files["ckpt"], ck)
+    argv = [a if a != files["ckpt"] else ck for a in common(files) if a != "--quiet"]
+    code, out, err = run(capsys, "explain", *argv, "--method", "critical", "--renders", 0, "--out", tmp_path / "r")
+    assert code == 0, err
+    assert "feat.bn3 (its output, BCN; detected)" in err  # the automatic layer is stated
+    record = json.loads((tmp_path / "r" / "config.json").read_text())["arguments"]["model_record"]
+    assert record["source_path"] == str(HELPER.resolve()) and record["stripped_prefix"] == "module."
+    again = rebuild_user_model(record)
+    scores = np.load(tmp_path / "r" / "scores.npz")["scores"]
+    np.testing.assert_array_equal(create_attribution("critical", again).attribute(files["points"]).numpy(), scores)
+    with torch.no_grad():
+        torch.testing.assert_close(again(files["points"]), library_model(files)(files["points"]), rtol=0, atol=0)
+    state = torch.load(ck, weights_only=True)
+    state["epoch"] = 8  # the same weights, another file: a rerun says so
+    torch.save(state, ck)
+    with pytest.raises(CheckpointError, match="changed since it was recorded"):
+        rebuild_user_model(record)
+    rebuild_user_model(record, verify=False)
+
+
 # --------------------------------------------------------------------------------------------- errors
 def expect_error(capsys, argv, *words):
     code, out, err = run(capsys, *argv)

@@ -10,7 +10,7 @@ from pointlens.models.layers import GlobalMaxPool, PointClassifier
 from pointlens.models.pointnet import PointNet
 from pointlens.models.pointnet2 import PointNet2
 from pointlens.models.registry import MODELNET40_CLASSES, create_model, list_models, register_model
-from pointlens.models.user import UserModelSpec, load_user_model
+from pointlens.models.user import UserModelSpec, load_user_model, rebuild_user_model
 
 __all__ = [
     "DGCNN",
@@ -24,6 +24,7 @@ __all__ = [
     "list_models",
     "load_checkpoint",
     "load_user_model",
+    "rebuild_user_model",
     "register_model",
     "save_checkpoint",
     "UserModelSpec",

@@ -44,7 +44,8 @@ class UserModelSpec:
         kwargs: keyword arguments of the factory.
         input_layout, output_index, output: see :class:`pointlens.models.adapters.ModelAdapter`.
         checkpoint_sha256: digest of the checkpoint file (filled when loaded).
-        source_sha256: digest of the factory's source file (filled when loaded; None if it has none).
+        source_path: absolute path of the factory's source file (filled when loaded; None if it has none).
+        source_sha256: its digest.
         state_key: where the state dict was found (``"model_state_dict"``, ..., ``""`` = the file itself).
         stripped_prefix: the wrapper prefix removed from the keys (``"module."``) or ``""``.
     """
@@ -56,6 +57,7 @@ class UserModelSpec:
     output_index: int | None = None
     output: str = "logits"
     checkpoint_sha256: str | None = None
+    source_path: str | None = None
     source_sha256: str | None = None
     state_key: str | None = None
     stripped_prefix: str = ""
@@ -66,6 +68,26 @@ class UserModelSpec:
 
 
 REBUILD_KEYS = ("reference", "checkpoint", "kwargs", "input_layout", "output_index", "output")
+
+
+def rebuild_user_model(record: dict, device="cpu", verify: bool = True) -> ModelAdapter:
+    """The model a run used, from its record (``UserModelSpec.to_dict()``, e.g. a run folder's
+    ``config.json["arguments"]["model_record"]``).
+
+    Args:
+        record: the recorded dict.
+        device: where to put the model.
+        verify: refuse a checkpoint whose SHA-256 differs from the recorded one (:class:`CheckpointError`).
+
+    Returns:
+        the same model as :func:`load_user_model` gave the run.
+    """
+    if not isinstance(record, dict) or "reference" not in record:
+        raise bad_argument("record", type(record).__name__, "a user-model record with a 'reference' entry")
+    args = {k: record[k] for k in REBUILD_KEYS if k in record}
+    expect = record.get("checkpoint_sha256") if verify else None
+    return load_user_model(args.pop("reference"), args.pop("checkpoint", None), device=device,
+                           expect_sha256=expect, **args)
 
 
 def file_sha256(path) -> str:
@@ -281,6 +303,7 @@ def load_user_model(reference: str, checkpoint=None, *, kwargs=None, input_layou
         state, spec.state_key = find_state_dict(_torch_load(path, "cpu"), path)
     factory, source = import_factory(reference)
     if source and Path(source).is_file():
+        spec.source_path = str(Path(source).resolve())
         spec.source_sha256 = file_sha256(source)
     try:
         net = factory(**kw)
