@@ -338,3 +338,17 @@ def test_pickled_code_in_the_checkpoint_never_runs(files, capsys, tmp_path):
     torch.save({"model_state_dict": state}, tmp_path / "clean.pth")
     load_user_model(f"{factory_file}:factory", tmp_path / "clean.pth", **ADAPT)
     assert imported.exists() and not marker.exists()
+
+
+def test_dgcnn_style_model_every_method(files):
+    """WangYue's DGCNN layout (functional k-NN graph, max + avg pool): the layer found is conv5; every method
+    runs without a layer name and the model declares min_points = k, which dropping respects."""
+    model = load_user_model(f"{HELPER}:dgcnn", None, kwargs={"k": 6}, input_layout="bcn")
+    pool = find_pool_layer(model)
+    assert (pool.name, pool.use, pool.layout) == ("conv5", "output", "BCN")
+    x = files["points"][:2, :24]
+    for name in list_attributions():
+        s = create_attribution(name, model, **SMALL.get(name, {})).attribute(x)
+        assert s.shape == (2, 24) and torch.isfinite(s).all(), name
+    counts = create_attribution("critical", model).attribute(x)
+    assert float(counts.sum()) == 2 * 32  # one unit per channel of conv5 per cloud

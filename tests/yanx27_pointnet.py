@@ -138,3 +138,51 @@ class ReusedReLU(nn.Module):
         x = self.lin2(x)
         x = x.amax(dim=1)
         return self.head(self.relu(x))
+
+
+# ------------------------------------------------------------------ DGCNN as in WangYueFt/dgcnn (pytorch/model.py)
+def knn(x, k):
+    inner = -2 * torch.matmul(x.transpose(2, 1), x)
+    xx = torch.sum(x ** 2, dim=1, keepdim=True)
+    pairwise_distance = -xx - inner - xx.transpose(2, 1)
+    return pairwise_distance.topk(k=k, dim=-1)[1]  # (B, N, k)
+
+
+def get_graph_feature(x, k=20):
+    batch_size, num_dims, num_points = x.shape
+    idx = knn(x, k=k) + torch.arange(0, batch_size, device=x.device).view(-1, 1, 1) * num_points
+    x = x.transpose(2, 1).contiguous()
+    feature = x.view(batch_size * num_points, -1)[idx.view(-1), :].view(batch_size, num_points, k, num_dims)
+    x = x.view(batch_size, num_points, 1, num_dims).repeat(1, 1, k, 1)
+    return torch.cat((feature - x, x), dim=3).permute(0, 3, 1, 2).contiguous()  # (B, 2D, N, k)
+
+
+class DGCNN(nn.Module):
+    """Two EdgeConvs (functional k-NN graph, max over neighbours), conv5, max+avg pool; logits out."""
+
+    def __init__(self, k=6, emb_dims=32, output_channels=4):
+        super().__init__()
+        self.k = k
+        self.min_points = k
+        self.conv1 = nn.Sequential(nn.Conv2d(6, 16, 1, bias=False), nn.BatchNorm2d(16), nn.LeakyReLU(0.2))
+        self.conv2 = nn.Sequential(nn.Conv2d(32, 16, 1, bias=False), nn.BatchNorm2d(16), nn.LeakyReLU(0.2))
+        self.conv5 = nn.Sequential(nn.Conv1d(32, emb_dims, 1, bias=False), nn.BatchNorm1d(emb_dims),
+                                   nn.LeakyReLU(0.2))
+        self.linear1 = nn.Linear(emb_dims * 2, 16, bias=False)
+        self.bn6 = nn.BatchNorm1d(16)
+        self.dp1 = nn.Dropout(p=0.5)
+        self.linear2 = nn.Linear(16, output_channels)
+
+    def forward(self, x):  # (B, 3, N)
+        x1 = self.conv1(get_graph_feature(x, k=self.k)).max(dim=-1, keepdim=False)[0]
+        x2 = self.conv2(get_graph_feature(x1, k=self.k)).max(dim=-1, keepdim=False)[0]
+        x = self.conv5(torch.cat((x1, x2), dim=1))
+        x = torch.cat((F.adaptive_max_pool1d(x, 1).view(x.size(0), -1),
+                       F.adaptive_avg_pool1d(x, 1).view(x.size(0), -1)), 1)
+        x = self.dp1(F.leaky_relu(self.bn6(self.linear1(x)), negative_slope=0.2))
+        return self.linear2(x)
+
+
+def dgcnn(k=6, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return DGCNN(k=k, **kwargs)
