@@ -352,3 +352,20 @@ def test_dgcnn_style_model_every_method(files):
         assert s.shape == (2, 24) and torch.isfinite(s).all(), name
     counts = create_attribution("critical", model).attribute(x)
     assert float(counts.sum()) == 2 * 32  # one unit per channel of conv5 per cloud
+
+
+def test_a_wrappers_module_prefix_is_optional_in_layer_names():
+    from pointlens.models import ChannelsFirst
+
+    net = trained_like()[1].dgcnn(k=4).eval()
+    wrapped = ChannelsFirst(net)
+    assert get_layer(wrapped, "conv5") is net.conv5 is get_layer(wrapped, "module.conv5")
+    with pytest.raises(InvalidArgumentError) as err:
+        get_layer(wrapped, "pool")
+    listed = str(err.value).split("expected")[1]
+    assert "conv5" in listed and "module." not in listed
+    x = torch.rand(2, 30, 3)
+    a = create_attribution("gradcam", wrapped, layer="conv5", use="output").attribute(x)
+    b = create_attribution("gradcam", wrapped, layer="module.conv5", use="output").attribute(x)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert a.abs().sum() > 0

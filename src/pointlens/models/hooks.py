@@ -15,14 +15,27 @@ from torch import nn
 from pointlens.errors import bad_argument
 
 
+def wrapper_prefix(model: nn.Module) -> str:
+    """``"module."`` when ``model`` only wraps one child called ``module`` (ChannelsFirst, DataParallel, DDP)."""
+    children = list(model.named_children())
+    return "module." if len(children) == 1 and children[0][0] == "module" else ""
+
+
 def get_layer(model: nn.Module, name: str) -> nn.Module:
-    """Return the sub-module called ``name`` (dotted path), with a clear error listing valid names."""
+    """Return the sub-module called ``name`` (dotted path), with a clear error listing valid names.
+
+    Through a wrapper whose only child is ``module`` (:class:`~pointlens.models.ChannelsFirst`, DataParallel,
+    DDP) the wrapped model's own names work too (``"pool"`` for ``"module.pool"``), and the error lists them.
+    """
     modules = dict(model.named_modules())
-    if name not in modules:
-        names = [n for n in modules if n]
-        shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
-        raise bad_argument("layer", name, f"a module name of this model: {shown}")
-    return modules[name]
+    if name in modules:
+        return modules[name]
+    prefix = wrapper_prefix(model)
+    if prefix and isinstance(name, str) and prefix + name in modules:
+        return modules[prefix + name]
+    names = [n[len(prefix):] if prefix and n.startswith(prefix) else n for n in modules if n and n + "." != prefix]
+    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
+    raise bad_argument("layer", name, f"a module name of this model: {shown}")
 
 
 @dataclass
