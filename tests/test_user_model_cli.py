@@ -369,3 +369,23 @@ def test_a_wrappers_module_prefix_is_optional_in_layer_names():
     b = create_attribution("gradcam", wrapped, layer="module.conv5", use="output").attribute(x)
     torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert a.abs().sum() > 0
+
+
+def test_package_module_reference_and_nested_prefixes(tmp_path):
+    """``package.module:FACTORY``; keys under ``module.model.`` (DDP around a wrapper's self.model) load; a
+    pointlens model's own pool_layer is seen through the adapter (occlusion keeps its fast path, same numbers)."""
+    from pointlens.models import create_model
+
+    torch.manual_seed(0)
+    net = create_model("pointnet", 3, channels=(8, 16), head=(8,)).eval()
+    torch.save({"state_dict": {f"module.model.{k}": v for k, v in net.state_dict().items()}}, tmp_path / "w.pt")
+    model = load_user_model("pointlens.models.pointnet:PointNet", tmp_path / "w.pt",
+                            kwargs='{"num_classes": 3, "channels": [8, 16], "head": [8]}')
+    assert model.spec.stripped_prefix == "module.model." and model.spec.state_key == "state_dict"
+    x = torch.rand(2, 20, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), net(x), rtol=0, atol=0)
+    assert model.pool_layer == net.pool_layer and create_attribution("critical", model).pool.detected is False
+    fast = create_attribution("occlusion", model)
+    assert fast.pool_layer == "pool"
+    torch.testing.assert_close(fast.attribute(x), create_attribution("occlusion", net).attribute(x))

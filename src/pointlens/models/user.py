@@ -3,8 +3,9 @@
 A model reference is ``PATH.py:FACTORY`` (a Python file) or ``package.module:FACTORY`` (an importable module);
 ``FACTORY`` is a function or class returning an ``nn.Module`` (called with ``**kwargs``). The checkpoint is a
 state dict, bare or under ``model_state_dict``, ``state_dict`` or ``model``; ``module.`` prefixes (DataParallel /
-DistributedDataParallel) are stripped. It is read with ``torch.load(..., weights_only=True)``: tensors and plain
-containers only, never pickled code. The factory's module is the only code that runs.
+DistributedDataParallel) and ``model.`` prefixes (a training wrapper's ``self.model``) are stripped. It is read
+with ``torch.load(..., weights_only=True)``: tensors and plain containers only, never pickled code. The factory's
+module is the only code that runs.
 
 Example:
     >>> from pointlens.models import load_user_model
@@ -31,7 +32,7 @@ from pointlens.models.adapters import INPUT_LAYOUTS, OUTPUT_KINDS, ModelAdapter,
 from pointlens.models.checkpoint import _check_state, _device, _torch_load
 
 STATE_KEYS = ("model_state_dict", "state_dict", "model")
-WRAPPER_PREFIXES = ("module.",)
+WRAPPER_PREFIXES = ("module.", "model.")
 
 
 @dataclass
@@ -185,12 +186,22 @@ def find_state_dict(obj, path) -> tuple[dict, str]:
 
 
 def strip_prefixes(state: dict, expected) -> tuple[dict, str]:
-    """Remove a wrapper prefix (``module.``) carried by every key when the model's own keys lack it."""
+    """Remove wrapper prefixes carried by EVERY key when the model's own keys lack them.
+
+    ``module.`` (DataParallel / DDP) and ``model.`` (a training wrapper holding the network as ``self.model``),
+    repeatedly (``module.model.conv1.weight`` -> ``conv1.weight``). Returns the new dict and what was removed.
+    """
     expected = set(expected)
-    for prefix in WRAPPER_PREFIXES:
-        if state and all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
-            return {k[len(prefix):]: v for k, v in state.items()}, prefix
-    return state, ""
+    removed = ""
+    changed = True
+    while changed and state:
+        changed = False
+        for prefix in WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in state) and not any(k.startswith(prefix) for k in expected):
+                state = {k[len(prefix):]: v for k, v in state.items()}
+                removed += prefix
+                changed = True
+    return state, removed
 
 
 def _parse_kwargs(kwargs) -> dict:
@@ -262,8 +273,9 @@ def load_user_model(reference: str, checkpoint=None, *, kwargs=None, input_layou
             ``nn.Module``. A file is imported as its own module (its folder first on ``sys.path`` while it is
             imported, so ``from sibling import x`` works); this is the only code that runs.
         checkpoint: state-dict file: bare, or under ``model_state_dict`` / ``state_dict`` / ``model``; a
-            ``module.`` prefix on every key is removed. Read with ``weights_only=True`` (a file holding pickled
-            objects is refused, nothing in it runs). ``None``: keep the factory's weights.
+            ``module.`` or ``model.`` prefix on every key is removed (repeatedly). Read with
+            ``weights_only=True`` (a file holding pickled objects is refused, nothing in it runs). ``None``:
+            keep the factory's weights.
         kwargs: keyword arguments of the factory (a dict or a JSON object string).
         input_layout: ``"bnc"`` (model takes ``(B, N, 3)``) or ``"bcn"`` (takes ``(B, 3, N)``).
         output_index: which element of a tuple output is the class output (e.g. 0 for ``(log_probs, aux)``).
