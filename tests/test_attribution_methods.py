@@ -72,8 +72,21 @@ def test_critical_points_layout_option():
         np.testing.assert_array_equal(counts[b].numpy(), np.bincount(arg[b].numpy(), minlength=15))
     with pytest.raises(InvalidArgumentError):
         CriticalPoints(net, pool_layer="pool").attribute(x)  # wrong layout is detected
-    with pytest.raises(InvalidArgumentError):
-        CriticalPoints(net)  # no pool_layer attribute and none given
+    # no pool_layer attribute and none given: found by a probe forward (the pooling module, its input, BNC)
+    auto = CriticalPoints(net)
+    assert (auto.pool_layer, auto.use, auto.layout) == ("pool", "input", "BNC")
+    torch.testing.assert_close(auto.attribute(x), counts)
+
+    class AllFunctional(nn.Module):  # no module sees per-point activations: nothing to find, one clear error
+        def __init__(self):
+            super().__init__()
+            self.head = nn.Linear(3, 2)
+
+        def forward(self, x):
+            return self.head(x.amax(dim=1))
+
+    with pytest.raises(InvalidArgumentError, match="per-point"):
+        CriticalPoints(AllFunctional())
 
 
 def test_point_gradcam_matches_hand_computation():

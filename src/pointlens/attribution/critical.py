@@ -7,8 +7,8 @@ from torch import nn
 
 from pointlens.attribution.base import Attribution
 from pointlens.attribution.occlusion import LAYOUTS, _to_bcn
-from pointlens.errors import bad_argument
-from pointlens.models.hooks import capture, get_layer
+from pointlens.errors import InvalidArgumentError, bad_argument
+from pointlens.models.hooks import capture, resolve_pool_layer
 from pointlens.utils.validate import check_choice
 
 
@@ -16,15 +16,20 @@ class CriticalPoints(Attribution):
     """Critical-point counts: ``s_i`` = how many channels of the global max-pool have their arg-max at ``i``.
 
     The per-point features entering the pool are captured with a hook on ``pool_layer``; the counts of every
-    cloud sum to the number of pooled channels. Independent of the target (which is still validated).
+    cloud sum to the number of pooled channels. A model without a pooling module (``torch.max(x, 2)`` in its
+    forward) and without a ``pool_layer`` attribute gets its layer found automatically: the last module with
+    per-point output before the pool (:func:`pointlens.models.hooks.find_pool_layer`); ``self.pool`` tells
+    which (``self.pool.describe()``). Independent of the target (which is still validated).
     A channel whose maximum is reached by several points (duplicated points, or a dead ReLU channel that is 0
     everywhere) is split equally between them with ``ties="split"`` (default; permutation-equivariant), or
     given to the lowest point index with ``ties="first"`` (``torch.argmax``).
 
     Args:
         model: any ``nn.Module`` mapping ``(B, N, 3)`` to logits ``(B, C)`` that has a global max-pool layer.
-        pool_layer: dotted name of that layer (default ``model.pool_layer``).
-        layout: layout of the layer's input: ``"BCN"`` (default) or ``"BNC"``.
+        pool_layer: dotted name of that layer (default ``model.pool_layer``, else found automatically).
+        use: read the layer's ``"input"`` (default for a named pooling layer) or ``"output"`` (default for a
+            found layer, the module before a functional pool).
+        layout: layout of those activations: ``"BCN"`` (default; a found layer's own) or ``"BNC"``.
         ties: ``"split"`` (default) or ``"first"``.
         batch_size: clouds per forward pass.
 
@@ -34,16 +39,18 @@ class CriticalPoints(Attribution):
 
     name = "critical"
 
-    def __init__(self, model: nn.Module, *, pool_layer: str | None = None, layout: str = "BCN",
-                 ties: str = "split", **kwargs):
+    def __init__(self, model: nn.Module, *, pool_layer: str | None = None, use: str | None = None,
+                 layout: str | None = None, ties: str = "split", **kwargs):
         super().__init__(model, **kwargs)
-        pool_layer = pool_layer if pool_layer is not None else getattr(model, "pool_layer", None)
-        if not isinstance(pool_layer, str):
-            raise bad_argument("pool_layer", pool_layer, "the dotted name of the model's global max-pool "
-                               "layer (the model has no pool_layer attribute)")
-        get_layer(model, pool_layer)
-        self.pool_layer = pool_layer
-        self.layout = check_choice("layout", layout, LAYOUTS)
+        if pool_layer is not None and not isinstance(pool_layer, str):
+            raise bad_argument("pool_layer", pool_layer, "the dotted name of the model's global max-pool layer")
+        try:
+            self.pool = resolve_pool_layer(model, pool_layer)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"critical: {e} (option pool_layer=NAME)") from None
+        self.pool_layer = self.pool.name
+        self.use = check_choice("use", use if use is not None else self.pool.use, ("input", "output"))
+        self.layout = check_choice("layout", layout if layout is not None else self.pool.layout, LAYOUTS)
         self.ties = check_choice("ties", ties, ("split", "first"))
 
     def _attribute(self, x, target):
@@ -54,7 +61,7 @@ class CriticalPoints(Attribution):
                 with capture(self.model, self.pool_layer, detach=True) as rec:
                     logits = self._forward(x[s:s + self.batch_size])
                 self._resolve(logits, None if target is None else target[s:s + self.batch_size])
-                feats = _to_bcn(rec[self.pool_layer].input, self.layout, n, self.pool_layer)
+                feats = _to_bcn(getattr(rec[self.pool_layer], self.use), self.layout, n, self.pool_layer)
                 if self.ties == "split":
                     tied = (feats == feats.amax(dim=2, keepdim=True)).to(x.dtype)
                     counts.append((tied / tied.sum(dim=2, keepdim=True)).sum(dim=1))

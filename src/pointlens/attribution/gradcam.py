@@ -8,8 +8,8 @@ from torch import nn
 from pointlens.attribution.base import select
 from pointlens.attribution.gradient import GradientAttribution
 from pointlens.attribution.occlusion import LAYOUTS, _to_bcn
-from pointlens.errors import bad_argument
-from pointlens.models.hooks import capture, get_layer
+from pointlens.errors import InvalidArgumentError, bad_argument
+from pointlens.models.hooks import capture, resolve_pool_layer
 from pointlens.utils.validate import check_choice
 
 
@@ -21,10 +21,12 @@ class PointGradCAM(GradientAttribution):
 
     Args:
         model: any ``nn.Module`` mapping ``(B, N, 3)`` to logits ``(B, C)``.
-        layer: dotted name of the layer (default ``model.pool_layer``).
-        use: take the layer's ``"input"`` (default: for a max-pool layer, the per-point features) or
-            ``"output"``.
-        layout: layout of those activations, ``"BCN"`` (default) or ``"BNC"``.
+        layer: dotted name of the layer (default ``model.pool_layer``; for a model with neither a pooling
+            module nor that attribute, the last module with per-point output before the pool, found by one
+            probe forward, see :func:`pointlens.models.hooks.find_pool_layer`; ``self.pool`` tells which).
+        use: take the layer's ``"input"`` (default for a named layer: for a max-pool layer, the per-point
+            features) or ``"output"`` (default for a found layer).
+        layout: layout of those activations, ``"BCN"`` (default; a found layer's own) or ``"BNC"``.
         relu: apply the final ReLU (default True).
         batch_size: clouds per forward/backward pass.
 
@@ -34,17 +36,18 @@ class PointGradCAM(GradientAttribution):
 
     name = "gradcam"
 
-    def __init__(self, model: nn.Module, *, layer: str | None = None, use: str = "input", layout: str = "BCN",
-                 relu: bool = True, **kwargs):
+    def __init__(self, model: nn.Module, *, layer: str | None = None, use: str | None = None,
+                 layout: str | None = None, relu: bool = True, **kwargs):
         super().__init__(model, **kwargs)
-        layer = layer if layer is not None else getattr(model, "pool_layer", None)
-        if not isinstance(layer, str):
-            raise bad_argument("layer", layer, "the dotted name of a layer with per-point activations "
-                               "(the model has no pool_layer attribute)")
-        get_layer(model, layer)
-        self.layer = layer
-        self.use = check_choice("use", use, ("input", "output"))
-        self.layout = check_choice("layout", layout, LAYOUTS)
+        if layer is not None and not isinstance(layer, str):
+            raise bad_argument("layer", layer, "the dotted name of a layer with per-point activations")
+        try:
+            self.pool = resolve_pool_layer(model, layer)
+        except InvalidArgumentError as e:
+            raise InvalidArgumentError(f"gradcam: {e} (option layer=NAME)") from None
+        self.layer = self.pool.name
+        self.use = check_choice("use", use if use is not None else self.pool.use, ("input", "output"))
+        self.layout = check_choice("layout", layout if layout is not None else self.pool.layout, LAYOUTS)
         self.relu = bool(relu)
 
     def _attribute(self, x, target):

@@ -7,8 +7,11 @@ import sys
 
 import torch
 
-from pointlens.errors import CheckpointError, bad_argument
+from pointlens.errors import CheckpointError, InvalidArgumentError, bad_argument
 from pointlens.utils.io import to_json
+
+USER_INPUT_LAYOUTS = ("bnc", "bcn")
+USER_OUTPUT_KINDS = ("logits", "log_softmax", "probs")
 
 
 def add_parser(sub, name: str, help: str, example: str, description: str | None = None) -> argparse.ArgumentParser:
@@ -51,10 +54,28 @@ def print_json(obj) -> None:
 
 
 def add_checkpoint_options(p: argparse.ArgumentParser) -> None:
-    """``--checkpoint CKPT`` and ``--checkpoint-format pointlens|learning3d``."""
-    p.add_argument("--checkpoint", required=True, metavar="CKPT", help="classifier checkpoint to explain")
+    """``--checkpoint CKPT``, ``--checkpoint-format pointlens|learning3d`` and your own model: ``--model REF``,
+    ``--model-kwargs JSON``, ``--input-layout``, ``--output-index``, ``--output`` (see docs/models.md)."""
+    p.add_argument("--checkpoint", default=None, metavar="CKPT",
+                   help="classifier checkpoint (required, except with --model, where it is the model's state "
+                        "dict and may be left out to keep the factory's own weights)")
     p.add_argument("--checkpoint-format", default="pointlens", choices=["pointlens", "learning3d"],
-                   help="checkpoint format (default pointlens; learning3d = its PointNet state_dict)")
+                   help="checkpoint format (default pointlens; learning3d = its PointNet state_dict); "
+                        "ignored with --model")
+    g = p.add_argument_group("your own model (docs/models.md, 'Your own model')")
+    g.add_argument("--model", default=None, metavar="PATH.py:FACTORY|package.module:FACTORY",
+                   help="build the classifier with your own factory (function or class returning an nn.Module) "
+                        "and load --checkpoint into it as a state dict (under model_state_dict, state_dict, "
+                        "model or bare; 'module.' prefixes stripped; weights_only: no pickled code runs)")
+    g.add_argument("--model-kwargs", default=None, metavar="JSON",
+                   help="keyword arguments of the factory as a JSON object, e.g. '{\"k\": 40}'")
+    g.add_argument("--input-layout", default="bnc", choices=list(USER_INPUT_LAYOUTS),
+                   help="what the model takes: bnc = (B, N, 3) (default), bcn = (B, 3, N)")
+    g.add_argument("--output-index", type=int, default=None, metavar="K",
+                   help="the model returns a tuple: element K is the class output (e.g. 0 for (log_probs, aux))")
+    g.add_argument("--output", default="logits", choices=list(USER_OUTPUT_KINDS),
+                   help="what that output is (default logits); log_softmax/probs are turned into log-probabilities "
+                        "so metrics that need probabilities get the model's own")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -69,10 +90,69 @@ def resolve_device(name: str) -> torch.device:
 
 
 def load_checkpoint_for(args):
-    """Load ``args.checkpoint`` in its format on ``args.device``; returns the ``LoadedCheckpoint``."""
+    """Load ``args.checkpoint`` in its format on ``args.device`` (or ``--model``'s own model, see
+    :func:`load_user_model_for`); returns a ``LoadedCheckpoint``."""
     from pointlens.models import load_checkpoint
 
+    if getattr(args, "model", None):
+        return load_user_model_for(args)
+    user_options = [name for name, value, default in (
+        ("--model-kwargs", getattr(args, "model_kwargs", None), None),
+        ("--input-layout", getattr(args, "input_layout", "bnc"), "bnc"),
+        ("--output-index", getattr(args, "output_index", None), None),
+        ("--output", getattr(args, "output", "logits"), "logits")) if value != default]
+    if user_options:
+        raise bad_argument(user_options[0], "without --model", "--model PATH.py:FACTORY (the option adapts your "
+                           "own model)")
+    if not args.checkpoint:
+        raise bad_argument("--checkpoint", None, "a checkpoint file (or --model PATH.py:FACTORY for your own model)")
     return load_checkpoint(args.checkpoint, format=args.checkpoint_format, device=args.device)
+
+
+def _cli_names(e: InvalidArgumentError) -> InvalidArgumentError:
+    """The library's argument names in a user-model error -> the command line's."""
+    text = str(e)
+    for lib, cli in (("model reference ", "--model "), ("model reference:", "--model:"),
+                     ("model kwargs:", "--model-kwargs:"),
+                     ("output_index", "--output-index"), ("input_layout", "--input-layout"),
+                     ("output=", "--output "), ("output:", "--output:")):
+        text = text.replace(lib, cli)
+    return InvalidArgumentError(text)
+
+
+def load_user_model_for(args):
+    """``--model REF`` with ``--checkpoint`` as its state dict and the adapter options -> ``LoadedCheckpoint``.
+
+    The model is :func:`pointlens.models.load_user_model`'s adapter (the user's layer names). Its record
+    (reference, kwargs, adapter options, checkpoint and source SHA-256, where the state dict was found, the
+    critical/Grad-CAM layer) is put in ``args.model_record`` so the run folder's config.json holds it; the
+    detected layer is stated on stderr unless ``--quiet``.
+    """
+    from pointlens.models import LoadedCheckpoint, load_user_model
+    from pointlens.models.hooks import find_pool_layer
+
+    try:
+        model = load_user_model(args.model, args.checkpoint, kwargs=args.model_kwargs,
+                                input_layout=args.input_layout, output_index=args.output_index,
+                                output=args.output, device=args.device)
+    except InvalidArgumentError as e:
+        raise _cli_names(e) from None
+    record = model.spec.to_dict()
+    if isinstance(getattr(model, "pool_layer", None), str):
+        record["pool_layer"] = f"{model.pool_layer} (its input, BCN; declared by the model)"
+    else:
+        try:
+            record["pool_layer"] = find_pool_layer(model).describe()
+        except InvalidArgumentError:
+            record["pool_layer"] = None  # critical/gradcam then ask for a layer name
+        if record["pool_layer"] and not getattr(args, "quiet", False):
+            sys.stderr.write(f"pointlens: --model {args.model}: critical and gradcam read layer "
+                             f"{record['pool_layer']}\n")
+    args.model_record = record
+    meta = {"format": "user", "version": None, "path": args.checkpoint, "normalization": "unit_sphere",
+            "extra": {}, "spec": record}
+    config = {"name": "user", "reference": args.model, "kwargs": record["kwargs"]}
+    return LoadedCheckpoint(model, [], config, meta)
 
 
 def load_data_for(args):
@@ -109,8 +189,9 @@ def check_classes(args, loaded, dataset, device) -> int:
     c = num_model_classes(loaded.model, torch.from_numpy(dataset.points[:1]).to(device))
     names = list(getattr(loaded, "class_names", None) or [])
     if c != dataset.num_classes or (names and len(names) != dataset.num_classes):
+        source = f"--model {args.model}" if getattr(args, "model", None) else f"--checkpoint {args.checkpoint}"
         raise CheckpointError(
-            f"--checkpoint {args.checkpoint}: the model predicts {c} classes but the data {args.data} has "
+            f"{source}: the model predicts {c} classes but the data {args.data} has "
             f"{dataset.num_classes} classes; expected a checkpoint trained on the data's classes")
     return c
 
@@ -121,6 +202,8 @@ def load_model_and_data(args):
     loaded = load_checkpoint_for(args)
     dataset = load_data_for(args)
     check_classes(args, loaded, dataset, device)
+    if not loaded.class_names and getattr(loaded, "meta", {}).get("format") == "user":
+        loaded.class_names = list(dataset.class_names)  # a user's model has no names of its own
     return loaded, dataset, device
 
 

@@ -15,14 +15,27 @@ from torch import nn
 from pointlens.errors import bad_argument
 
 
+def wrapper_prefix(model: nn.Module) -> str:
+    """``"module."`` when ``model`` only wraps one child called ``module`` (ChannelsFirst, DataParallel, DDP)."""
+    children = list(model.named_children())
+    return "module." if len(children) == 1 and children[0][0] == "module" else ""
+
+
 def get_layer(model: nn.Module, name: str) -> nn.Module:
-    """Return the sub-module called ``name`` (dotted path), with a clear error listing valid names."""
+    """Return the sub-module called ``name`` (dotted path), with a clear error listing valid names.
+
+    Through a wrapper whose only child is ``module`` (:class:`~pointlens.models.ChannelsFirst`, DataParallel,
+    DDP) the wrapped model's own names work too (``"pool"`` for ``"module.pool"``), and the error lists them.
+    """
     modules = dict(model.named_modules())
-    if name not in modules:
-        names = [n for n in modules if n]
-        shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
-        raise bad_argument("layer", name, f"a module name of this model: {shown}")
-    return modules[name]
+    if name in modules:
+        return modules[name]
+    prefix = wrapper_prefix(model)
+    if prefix and isinstance(name, str) and prefix + name in modules:
+        return modules[prefix + name]
+    names = [n[len(prefix):] if prefix and n.startswith(prefix) else n for n in modules if n and n + "." != prefix]
+    shown = ", ".join(names[:30]) + (" ..." if len(names) > 30 else "")
+    raise bad_argument("layer", name, f"a module name of this model: {shown}")
 
 
 @dataclass
@@ -143,3 +156,130 @@ def is_observed(*modules: nn.Module) -> bool:
                     or getattr(mod, "_backward_pre_hooks", None)):
                 return True
     return False
+
+
+@dataclass(frozen=True)
+class PoolLayer:
+    """Where the per-point features entering a model's global reduction can be hooked.
+
+    Attributes:
+        name: dotted module name (the model's own names).
+        use: ``"input"`` (the module IS the pooling layer: its input is per point) or ``"output"`` (the last
+            module before a functional pool such as ``torch.max(x, 2)``: its output is per point).
+        layout: ``"BCN"`` or ``"BNC"``: where the point axis is in that tensor.
+        detected: True when found by :func:`find_pool_layer`, False when declared by the model.
+    """
+
+    name: str
+    use: str
+    layout: str
+    detected: bool = True
+
+    def describe(self) -> str:
+        """One line for users: ``"feat.bn3 (its output, BCN; detected)"``."""
+        how = "detected" if self.detected else "declared by the model"
+        return f"{self.name or '<root>'} (its {self.use}, {self.layout}; {how})"
+
+
+PROBE_POINTS = 61  # a point count no layer width is likely to equal, so the point axis is unambiguous
+
+
+def _point_axis(t, b: int, n: int) -> str | None:
+    """``"BCN"``/``"BNC"`` when ``t`` is a ``(b, C, n)``/``(b, n, C)`` tensor (unambiguously), else None."""
+    if not isinstance(t, torch.Tensor) or t.dim() != 3 or t.shape[0] != b:
+        return None
+    last, middle = t.shape[2] == n, t.shape[1] == n
+    if last == middle:
+        return None
+    return "BCN" if last else "BNC"
+
+
+def find_pool_layer(model: nn.Module, num_points: int | None = None, dims: int = 3) -> PoolLayer:
+    """Find the layer whose activations are the per-point features just before the global reduction.
+
+    One traced forward on a random probe batch ``(2, num_points, dims)`` (eval mode, no gradients, the global
+    RNG and the model's train/eval flags restored) records, in the order modules finish, every module call
+    whose output has a point axis ``(B, C, N)`` or ``(B, N, C)``, and every leaf module whose INPUT has one
+    but whose output has not (a pooling module, e.g. ``nn.AdaptiveMaxPool1d``). The last such call wins:
+    a pooling module gives ``use="input"``; otherwise the last per-point module before a functional pool
+    (``torch.max(x, 2)[0]``, ``x.max(dim=-1)``, ``F.adaptive_max_pool1d``) gives ``use="output"``. A module
+    that runs again later on non-per-point tensors (a shared ``nn.ReLU`` reused in the head) is skipped, since
+    a hook would record its last call. A functional activation between that module and the pool (``F.relu``)
+    is not seen; monotone activations keep every channel's arg-max, but ReLU makes channels whose maximum
+    is negative all-zero (critical points then split those channels between all points).
+
+    Args:
+        model: any module mapping ``(B, N, dims)`` to ``(B, C)``.
+        num_points: probe size (default 61, raised to ``min_points(model)``): choose one that no layer width
+            equals.
+        dims: coordinates per point (default 3).
+
+    Returns:
+        :class:`PoolLayer` with ``detected=True``.
+
+    Raises:
+        InvalidArgumentError: the probe forward fails, or no module has per-point activations (e.g. a model
+            whose layers are all functional, or PointNet++ whose set abstraction resamples the points);
+            give the layer explicitly then.
+    """
+    n = int(num_points) if num_points is not None else max(PROBE_POINTS, min_points(model))
+    b = 2
+    dtype = next((t.dtype for t in list(model.parameters()) + list(model.buffers()) if t.is_floating_point()),
+                 torch.float32)
+    device = model_device(model)
+    probe = (torch.rand(b, n, dims, generator=torch.Generator().manual_seed(0)) * 2 - 1).to(device, dtype)
+    calls: list[tuple[str, str, str] | None] = []  # per finished call: (name, use, layout) or None
+    last_call: dict[str, int] = {}
+    names = {id(m): name for name, m in model.named_modules() if name}
+
+    def hook(module, inputs, output):
+        name = names.get(id(module))
+        if name is None:
+            return
+        last_call[name] = len(calls)
+        layout = _point_axis(output, b, n)
+        if layout is not None:
+            calls.append((name, "output", layout))
+            return
+        inp = inputs[0] if isinstance(inputs, tuple) and inputs else inputs
+        layout = _point_axis(inp, b, n)
+        leaf = next(module.children(), None) is None
+        calls.append((name, "input", layout) if layout is not None and leaf else None)
+
+    from torch.nn.modules.module import register_module_forward_hook
+
+    handle = register_module_forward_hook(hook)
+    devices = [device.index or 0] if device.type == "cuda" else []
+    try:
+        with preserve_model_state(model), torch.random.fork_rng(devices=devices), torch.no_grad():
+            model.eval()
+            model(probe)
+    except Exception as e:  # the user's model failing on the probe: one line, not a traceback
+        msg = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+        raise bad_argument("layer", None, f"a layer name: finding the pool layer ran the model on a probe "
+                           f"cloud of {n} points and it failed ({type(e).__name__}: {msg})") from None
+    finally:
+        handle.remove()
+    for i in range(len(calls) - 1, -1, -1):
+        if calls[i] is not None and last_call[calls[i][0]] == i:
+            return PoolLayer(*calls[i], detected=True)
+    shown = ", ".join(list(names.values())[:30]) or "none"
+    raise bad_argument("layer", None, "a layer name: no module of this model has per-point activations "
+                       f"(B, C, N) before the global pool, so it cannot be found automatically; "
+                       f"layers: {shown}")
+
+
+def resolve_pool_layer(model: nn.Module, name: str | None = None) -> PoolLayer:
+    """The layer whose per-point activations critical points and Grad-CAM read.
+
+    ``name`` given: that layer's input, ``BCN`` (``detected=False``). Else ``model.pool_layer`` if the model
+    declares one (pointlens models do): its input, ``BCN``. Else :func:`find_pool_layer`.
+    """
+    if name is None:
+        name = getattr(model, "pool_layer", None)
+        if name is None:
+            return find_pool_layer(model)
+    if not isinstance(name, str):
+        raise bad_argument("layer", name, "the dotted name of a layer with per-point activations")
+    get_layer(model, name)
+    return PoolLayer(name, "input", "BCN", detected=False)
