@@ -6,9 +6,8 @@ import torch
 from torch import nn
 
 from pointlens.attribution.base import Attribution
-from pointlens.attribution.occlusion import LAYOUTS, _to_bcn
-from pointlens.errors import InvalidArgumentError, bad_argument
-from pointlens.models.hooks import capture, resolve_pool_layer
+from pointlens.attribution.occlusion import _to_bcn, resolve_layer_options
+from pointlens.models.hooks import capture
 from pointlens.utils.validate import check_choice
 
 
@@ -42,15 +41,10 @@ class CriticalPoints(Attribution):
     def __init__(self, model: nn.Module, *, pool_layer: str | None = None, use: str | None = None,
                  layout: str | None = None, ties: str = "split", **kwargs):
         super().__init__(model, **kwargs)
-        if pool_layer is not None and not isinstance(pool_layer, str):
-            raise bad_argument("pool_layer", pool_layer, "the dotted name of the model's global max-pool layer")
-        try:
-            self.pool = resolve_pool_layer(model, pool_layer)
-        except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"critical: {e} (option pool_layer=NAME)") from None
+        self.pool, self.use, self.layout = resolve_layer_options(
+            model, pool_layer, use, layout, method="critical", option="pool_layer",
+            what="the dotted name of the model's global max-pool layer")
         self.pool_layer = self.pool.name
-        self.use = check_choice("use", use if use is not None else self.pool.use, ("input", "output"))
-        self.layout = check_choice("layout", layout if layout is not None else self.pool.layout, LAYOUTS)
         self.ties = check_choice("ties", ties, ("split", "first"))
 
     def _attribute(self, x, target):

@@ -7,10 +7,9 @@ from torch import nn
 
 from pointlens.attribution.base import select
 from pointlens.attribution.gradient import GradientAttribution
-from pointlens.attribution.occlusion import LAYOUTS, _to_bcn
-from pointlens.errors import InvalidArgumentError, bad_argument
-from pointlens.models.hooks import capture, resolve_pool_layer
-from pointlens.utils.validate import check_choice
+from pointlens.attribution.occlusion import _to_bcn, resolve_layer_options
+from pointlens.errors import bad_argument
+from pointlens.models.hooks import capture
 
 
 class PointGradCAM(GradientAttribution):
@@ -39,15 +38,10 @@ class PointGradCAM(GradientAttribution):
     def __init__(self, model: nn.Module, *, layer: str | None = None, use: str | None = None,
                  layout: str | None = None, relu: bool = True, **kwargs):
         super().__init__(model, **kwargs)
-        if layer is not None and not isinstance(layer, str):
-            raise bad_argument("layer", layer, "the dotted name of a layer with per-point activations")
-        try:
-            self.pool = resolve_pool_layer(model, layer)
-        except InvalidArgumentError as e:
-            raise InvalidArgumentError(f"gradcam: {e} (option layer=NAME)") from None
+        self.pool, self.use, self.layout = resolve_layer_options(
+            model, layer, use, layout, method="gradcam", option="layer",
+            what="the dotted name of a layer with per-point activations")
         self.layer = self.pool.name
-        self.use = check_choice("use", use if use is not None else self.pool.use, ("input", "output"))
-        self.layout = check_choice("layout", layout if layout is not None else self.pool.layout, LAYOUTS)
         self.relu = bool(relu)
 
     def _attribute(self, x, target):

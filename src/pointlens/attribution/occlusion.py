@@ -11,13 +11,42 @@ import torch
 from torch import nn
 
 from pointlens.attribution.base import Attribution, select
-from pointlens.errors import bad_argument
-from pointlens.models.hooks import capture, get_layer
+from pointlens.errors import InvalidArgumentError, bad_argument
+from pointlens.models.hooks import capture, get_layer, resolve_pool_layer
 from pointlens.ops.geometry import farthest_point_sampling, knn
 from pointlens.ops.removal import CENTRES, cloud_centre, delete_points, shift_to_centre
 from pointlens.utils.validate import check_choice, check_int
 
 LAYOUTS = ("BCN", "BNC")
+
+
+def resolve_layer_options(model: nn.Module, layer, use, layout, *, method: str, option: str, what: str):
+    """The layer a layer-based method hooks, and how to read it: the one resolution for critical points and
+    Grad-CAM.
+
+    Args:
+        model: the explained model.
+        layer: a dotted layer name, or None to take the model's ``pool_layer`` or detect the layer before its
+            global pool (:func:`pointlens.models.hooks.resolve_pool_layer`).
+        use: ``"input"`` / ``"output"`` of that layer, or None for what the resolution found.
+        layout: ``"BCN"`` / ``"BNC"`` of its per-point features, or None for what the resolution found.
+        method: the method's name, ``option``: its option's name, ``what``: what the layer must be (messages).
+
+    Returns:
+        ``(pool, use, layout)`` with ``pool`` the resolved :class:`~pointlens.models.hooks.PoolLayer`.
+
+    Raises:
+        InvalidArgumentError: a layer that is not a name, or no layer found (one line naming the option).
+    """
+    if layer is not None and not isinstance(layer, str):
+        raise bad_argument(option, layer, what)
+    try:
+        pool = resolve_pool_layer(model, layer)
+    except InvalidArgumentError as e:
+        raise InvalidArgumentError(f"{method}: {e} (option {option}=NAME)") from None
+    use = check_choice("use", use if use is not None else pool.use, ("input", "output"))
+    layout = check_choice("layout", layout if layout is not None else pool.layout, LAYOUTS)
+    return pool, use, layout
 
 
 def _to_bcn(feats: torch.Tensor, layout: str, n: int, layer: str,
