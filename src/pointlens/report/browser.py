@@ -17,6 +17,7 @@ AND is recorded as a request to a non-``file:`` URL.
 from __future__ import annotations
 
 import base64
+import fcntl
 import io
 import json
 import os
@@ -90,8 +91,11 @@ class Browser:
         self._from_child, from_child_w = os.pipe()
 
         def wire_pipes():  # in the child: the protocol's fds 3 (commands in) and 4 (replies out)
-            a, b = os.dup(to_child_r), os.dup(from_child_w)  # fresh numbers > 4, so dup2 never maps an fd
-            os.dup2(a, 3)                                    # onto itself (which would keep close-on-exec)
+            # copies numbered >= 5 first, so dup2 never maps an fd onto itself (that would keep close-on-exec)
+            # nor overwrites the other end before it is copied
+            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 5)
+            b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 5)
+            os.dup2(a, 3)
             os.dup2(b, 4)
 
         self._log = open(Path(self._tmp) / "chromium.log", "wb")
@@ -102,6 +106,14 @@ class Browser:
         os.close(from_child_w)
         self._reader = threading.Thread(target=self._read_loop, daemon=True)
         self._reader.start()
+        try:
+            self._attach()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def _attach(self) -> None:
         targets = self.send("Target.getTargets")["targetInfos"]
         page = next((t for t in targets if t["type"] == "page"), None)
         if page is None:
@@ -113,7 +125,6 @@ class Browser:
             self.send(f"{domain}.enable")
         self.send("Emulation.setDeviceMetricsOverride",
                   {"width": self.width, "height": self.height, "deviceScaleFactor": 1, "mobile": False})
-        return self
 
     def __exit__(self, *exc) -> None:
         try:
@@ -246,15 +257,23 @@ class Browser:
             params["captureBeyondViewport"] = True
         return base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
 
-    def element_screenshot(self, selector: str) -> bytes:
-        """PNG of the first element matching the CSS ``selector`` (scrolled into view first)."""
+    def settle(self) -> None:
+        """Wait until the report's redraws are done (``pointlensPending == 0``) and two frames have painted."""
+        deadline = time.monotonic() + self.timeout
+        while self.evaluate("window.pointlensPending || 0") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))",
+                      await_promise=True)
+
+    def element_screenshot(self, selector: str, index: int = 0) -> bytes:
+        """PNG of the ``index``-th element matching the CSS ``selector`` (scrolled into view first)."""
         rect = self.evaluate(
-            f"(() => {{const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+            f"(() => {{const e = document.querySelectorAll({json.dumps(selector)})[{int(index)}]; if (!e) return null;"
             "e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
             "return {x: r.left + window.scrollX, y: r.top + window.scrollY, width: r.width, height: r.height};})()")
         if not rect or rect["width"] < 1 or rect["height"] < 1:
-            raise BrowserError(f"no visible element {selector!r}")
-        time.sleep(0.05)
+            raise BrowserError(f"no visible element {selector!r} number {index}")
+        self.settle()
         return self.screenshot(rect)
 
     def full_page_screenshot(self, width: int | None = None, max_height: int = 6000) -> bytes:

@@ -29,7 +29,7 @@
       if (signed) { return 0.5 + 0.5 * Math.max(-1, Math.min(1, v / q)); }
       return hi > lo ? Math.max(0, Math.min(1, (v - lo) / (hi - lo))) : 0.5;
     });
-    var size = abs.map(function (a) { return 2.2 + 5.0 * Math.sqrt(Math.min(1, a / q)); });
+    var size = abs.map(function (a) { return 3.0 + 6.0 * Math.sqrt(Math.min(1, a / q)); });
     return { t: t, size: size };
   }
 
@@ -49,7 +49,7 @@
         type: "scatter3d", mode: "markers", x: c.x, y: c.y, z: c.z,
         customdata: showGt ? c.gt : s,
         hovertemplate: showGt ? "part %{customdata}<extra></extra>" : "score %{customdata:.4g}<extra>" + m.name + "</extra>",
-        marker: showGt ? { color: c.gt, colorscale: PARTS, cmin: 0, cmax: 1, size: c.gt.map(function (g) { return g ? 3.6 : 2.2; }), line: { width: 0 } }
+        marker: showGt ? { color: c.gt, colorscale: PARTS, cmin: 0, cmax: 1, size: c.gt.map(function (g) { return g ? 4.5 : 3.0; }), line: { width: 0 } }
                        : { color: st.t, colorscale: m.signed ? SIGNED : UNSIGNED, cmin: 0, cmax: 1, size: st.size, line: { width: 0 } }
       };
     }
