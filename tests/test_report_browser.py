@@ -29,7 +29,9 @@ import pytest
 
 from pointlens.cli.main import main
 from pointlens.report.browser import (
+    HIDE_MODEBAR,
     INSTALL_HINT,
+    READY,
     Browser,
     find_chromium,
     offsite_requests,
@@ -40,10 +42,6 @@ from pointlens.report.browser import (
 INK_MIN = 0.001   # share of the view's pixels that are not the background colour
 STD_MIN = 1.0     # luminance standard deviation (0-255 scale)
 DIFF_MIN = 0.001  # share of pixels that change when the ground-truth toggle is ticked
-READY = "window.pointlensReady === true && window.pointlensPending === 0"
-HIDE_MODEBAR = ("(() => {const s = document.createElement('style');"
-                "s.textContent = '.modebar-container{display:none !important}';"
-                "document.head.appendChild(s); return true;})()")
 DATA = "shapeparts:n=60"
 POINTS = "128"
 

@@ -315,3 +315,76 @@ def pixel_difference(a: bytes, b: bytes) -> float:
     if x.shape != y.shape:
         return 1.0
     return float((np.abs(x - y).sum(-1) > 24).mean())
+
+
+READY = "window.pointlensReady === true && window.pointlensPending === 0"
+HIDE_MODEBAR = ("(() => {const s = document.createElement('style');"
+                "s.textContent = '.modebar-container{display:none !important}';"
+                "document.head.appendChild(s); return true;})()")
+
+
+def screenshot_report(report, out, selector: str | None = ".pl-grid", width: int = 1280, margin: int = 16) -> Path:
+    """Write a PNG of a report (``make screenshot``): the element ``selector`` with ``margin`` pixels around it and
+    the heading above it, or the top of the page when ``selector`` is None or absent.
+
+    Raises:
+        BrowserError: Chromium is missing, the page logged an error or tried to reach the network.
+    """
+    report = Path(report).resolve()
+    if not report.is_file():
+        raise BrowserError(f"{report}: no such report (run `make demo` first)")
+    with Browser(width=width, height=1000) as b:
+        b.open(report.as_uri(), ready=READY, timeout=120)
+        b.evaluate(HIDE_MODEBAR)
+        b.settle()
+        if b.console_errors or offsite_requests(b.requests):
+            raise BrowserError(f"{report}: console errors {b.console_errors}, "
+                               f"off-machine requests {offsite_requests(b.requests)}")
+        rect = None
+        if selector:
+            rect = b.evaluate(
+                f"(() => {{const e = document.querySelector({json.dumps(selector)}); if (!e) return null;"
+                "let top = e; for (let p = e.previousElementSibling; p; p = p.previousElementSibling) "
+                "{ if (/^H[23]$/.test(p.tagName)) { top = p; break; } }"
+                "top.scrollIntoView(); const a = top.getBoundingClientRect(), r = e.getBoundingClientRect();"
+                "return {x: Math.min(a.left, r.left) + scrollX, y: a.top + scrollY,"
+                " width: Math.max(a.right, r.right) - Math.min(a.left, r.left), height: r.bottom - a.top};})()")
+        b.settle()
+        if rect:
+            clip = {"x": max(0, rect["x"] - margin), "y": max(0, rect["y"] - margin),
+                    "width": rect["width"] + 2 * margin, "height": rect["height"] + 2 * margin}
+            png = b.screenshot(clip)
+        else:
+            png = b.screenshot({"x": 0, "y": 0, "width": width, "height": 1000})
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_bytes(png)
+    tmp.replace(out)
+    return out
+
+
+def _main(argv=None) -> int:
+    import argparse
+    import sys
+
+    p = argparse.ArgumentParser(prog="python -m pointlens.report.browser",
+                                description="PNG of a pointlens report in headless Chromium (offline)",
+                                epilog="example: python -m pointlens.report.browser demo_out/report.html "
+                                       "docs/img/demo_report.png")
+    p.add_argument("report", help="report.html to open")
+    p.add_argument("out", help="PNG to write")
+    p.add_argument("--selector", default=".pl-grid", help="CSS selector of the part to show (default: the 3D "
+                                                           "views); 'none' = the top of the page")
+    args = p.parse_args(argv)
+    try:
+        path = screenshot_report(args.report, args.out, None if args.selector == "none" else args.selector)
+    except BrowserError as e:
+        print(f"screenshot: error: {e}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(_main())

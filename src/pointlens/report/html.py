@@ -227,7 +227,7 @@ class Report:
             sg = (signed or {}).get(name, bool((sc < 0).any()))
             meths.append({"name": str(name), "signed": bool(sg),
                           "scores": [[float(f"{v:.4g}") for v in row] for row in sc]})
-        eye = {"x": (1.5, 0.25, 0.3), "y": (0.95, 0.45, 0.95), "z": (0.95, 0.95, 0.45)}[up]
+        eye = {"x": (1.7, 0.3, 0.35), "y": (1.15, 0.6, 1.15), "z": (1.15, 1.15, 0.6)}[up]
         upv = {"x": (1, 0, 0), "y": (0, 1, 0), "z": (0, 0, 1)}[up]
         camera = {"eye": dict(zip("xyz", eye)), "up": dict(zip("xyz", upv))}
         spec = {"clouds": clouds, "methods": meths, "camera": camera,
