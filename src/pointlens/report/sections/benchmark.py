@@ -88,6 +88,7 @@ def build(run: RunView, page) -> None:
             caption="method − random per metric with 95% bootstrap intervals (pick the metric in the menu; an "
                     "interval that excludes the dashed 0 line separates the method from random)",
             height=max(300, 60 * len(methods) + 140))
+    _deletion_insertion(run, page)
     if run.has("randomisation_curves.json"):
         curves = run.json("randomisation_curves.json")
         if not isinstance(curves, dict):
@@ -113,6 +114,35 @@ def build(run: RunView, page) -> None:
                      ("randomisation_curves.png", "randomisation curves (PNG)")):
         if run.has(png):
             page.image(run.rel(png), cap)
+
+
+def _deletion_insertion(run: RunView, page) -> None:
+    """Mean deletion / insertion curves per method from the benchmark's cached cells
+    (``cells/<method>__faithfulness.npz``: ``fractions``, ``deletion_curve``, ``insertion_curve``, cloud x step)."""
+    import numpy as np
+
+    cells = sorted((run.path / "cells").glob("*__faithfulness.npz"))
+    if not cells:
+        return
+    data = []
+    for i, path in enumerate(cells):
+        method = path.name.split("__", 1)[0]
+        z = run.npz(f"cells/{path.name}", required=("fractions", "deletion_curve", "insertion_curve"))
+        x = np.nanmean(z["fractions"], 0)
+        colour = f"hsl({(i * 67) % 360},65%,45%)"
+        for kind, dash in (("deletion", "solid"), ("insertion", "dot")):
+            y = np.nanmean(z[f"{kind}_curve"], 0)
+            data.append({"type": "scatter", "mode": "lines+markers", "name": f"{method} {kind}",
+                         "legendgroup": method, "x": np.round(x, 4).tolist(), "y": np.round(y, 5).tolist(),
+                         "line": {"dash": dash, "color": colour},
+                         "hovertemplate": f"{method}, {kind}<br>%{{x:.0%}} of the points<br>"
+                                          "output %{y:.4f}<extra></extra>"})
+    page.plotly({"data": data, "layout": {"margin": {"t": 20},
+                                          "xaxis": {"title": {"text": "share of points removed / inserted, "
+                                                                      "most important first"}, "tickformat": ".0%"},
+                                          "yaxis": {"title": {"text": "explained output (mean over clouds)"}}}},
+                caption="deletion (solid: should fall fast) and insertion (dotted: should rise fast) curves; "
+                        "their areas are the deletion_auc / insertion_auc columns", height=420)
 
 
 register_section(Section("benchmark", "Explanation benchmark", order=40, commands=("benchmark",),
