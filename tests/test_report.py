@@ -146,8 +146,9 @@ def test_a_new_section_kind_is_one_registration(tmp_path):
 
 def test_not_a_run_is_one_line_exit_2(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert not is_run_folder(tmp_path / "empty")
-    for target in (tmp_path / "empty", tmp_path / "nowhere"):
+    _run(tmp_path / "parent" / "child", "explain")  # a folder of runs is not itself a run
+    assert not is_run_folder(tmp_path / "empty") and not is_run_folder(tmp_path / "parent")
+    for target in (tmp_path / "empty", tmp_path / "nowhere", tmp_path / "parent"):
         assert main(["report", str(target)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("pointlens report: error:") and "\n" not in err and "run folder" in err

@@ -59,7 +59,7 @@ def build_report(folder, title: str | None = None) -> Path:
     """Build (or rebuild) ``folder/report.html`` from the files of a run folder.
 
     Args:
-        folder: a run folder (``config.json`` / ``metrics.json``, or sub-folders that are runs).
+        folder: a run folder (``config.json`` / ``metrics.json``; its sub-folders that are runs join the page).
         title: page title (default: ``pointlens <command> — <folder name>``).
 
     Returns:

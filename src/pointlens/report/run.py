@@ -26,13 +26,10 @@ class ArtefactError(DataError):
 
 
 def is_run_folder(path) -> bool:
-    """True when ``path`` is a folder holding ``config.json`` or ``metrics.json``, or a sub-folder that is a run."""
+    """True when ``path`` is a folder holding ``config.json`` or ``metrics.json`` (a folder that only CONTAINS runs,
+    such as ``runs/``, is not one)."""
     p = Path(path)
-    if not p.is_dir():
-        return False
-    if (p / CONFIG).is_file() or (p / METRICS).is_file():
-        return True
-    return any((c / CONFIG).is_file() for c in p.iterdir() if c.is_dir())
+    return p.is_dir() and ((p / CONFIG).is_file() or (p / METRICS).is_file())
 
 
 class RunView:
