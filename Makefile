@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test bench lint screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# docs/img/demo_report.png (the README's picture) from the demo report, with the browser test's tooling
+screenshot: $(STAMP)
+	test -f $(DEMO_OUT)/report.html || $(BIN)/pointlens demo --out $(DEMO_OUT) --quiet
+	$(BIN)/python -m pointlens.report.browser $(DEMO_OUT)/report.html docs/img/demo_report.png
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -171,13 +171,15 @@ def test_explain_writes_scores_renders_and_metrics(fake, capsys, tmp_path):
     assert metrics["method"] == "xscore" and metrics["n"] == 10 and metrics["target"] == "true"
     assert metrics["clean_accuracy"] == 1.0 and metrics["time_s"] >= 0
     z = np.load(tmp_path / "scores.npz")
-    assert set(z.files) == {"points", "scores", "labels", "predictions", "target"}
+    assert set(z.files) == {"points", "scores", "labels", "predictions", "target", "class_names"}
+    assert list(z["class_names"]) == list(fake.dataset.class_names)  # for the report's titles
     np.testing.assert_array_equal(z["scores"], fake.dataset.points[..., 0])
     np.testing.assert_array_equal(z["target"], fake.dataset.labels)
     np.testing.assert_array_equal(z["predictions"], fake.dataset.labels)
     assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
     assert json.loads((tmp_path / "metrics.json").read_text()) == metrics
     assert json.loads((tmp_path / "config.json").read_text())["command"] == "explain"
+    assert "xscore" in (tmp_path / "report.html").read_text()  # the report, written by cli/main after the run
 
 
 def test_explain_targets_and_errors(fake, capsys, tmp_path):

@@ -22,10 +22,17 @@ def add_parser(sub, name: str, help: str, example: str, description: str | None 
 
 
 def add_output_options(p: argparse.ArgumentParser, out_required: bool = True) -> None:
-    """``--out DIR``, ``--json``, ``--quiet``."""
+    """``--out DIR``, ``--json``, ``--quiet``, ``--no-report``."""
     p.add_argument("--out", required=out_required, metavar="DIR", help="run folder to write (created if needed)")
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_report_option(p)
+
+
+def add_report_option(p: argparse.ArgumentParser) -> None:
+    """``--no-report``: skip ``report.html`` (``cli/main.py`` writes it into ``--out`` after a command succeeds)."""
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html into the run folder (build it later with pointlens report DIR)")
 
 
 def add_seed_device(p: argparse.ArgumentParser) -> None:

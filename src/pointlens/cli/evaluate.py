@@ -6,6 +6,7 @@ from pointlens.cli.common import (
     add_checkpoint_options,
     add_data_options,
     add_parser,
+    add_report_option,
     load_model_and_data,
     print_json,
     vars_for_config,
@@ -25,6 +26,7 @@ def register(sub) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="optional run folder (config.json, metrics.json)")
     p.add_argument("--json", action="store_true", help="print the metrics object as JSON on stdout")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_report_option(p)
     p.set_defaults(func=run)
 
 
@@ -36,6 +38,8 @@ def run(args) -> int:
     ev = evaluate(ck.model, data, batch_size=args.batch_size, device=device)
     metrics = ev.to_dict()
     metrics["class_names"] = list(data.class_names)
+    metrics["model_config"] = ck.config  # the report's model card: architecture and size
+    metrics["parameters"] = sum(p.numel() for p in ck.model.parameters())
     if ck.class_names and list(ck.class_names) != list(data.class_names):
         metrics["warning"] = "the checkpoint's class names differ from the data's (same count, compared by index)"
     if args.out:

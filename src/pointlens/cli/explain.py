@@ -101,8 +101,10 @@ def run(args) -> int:
 
     folder = RunFolder(args.out, "explain", config=common.vars_for_config(args), seed=args.seed)
     folder.write_config()
+    extra = {} if dataset.gt_mask is None else {"gt_mask": dataset.gt_mask}  # ShapeParts: the report's toggle
     save_npz(folder.file("scores.npz"), points=dataset.points, scores=scores, labels=dataset.labels,
-             predictions=predictions, target=target_arr.astype(np.int64))
+             predictions=predictions, target=target_arr.astype(np.int64),
+             class_names=np.asarray([str(c) for c in dataset.class_names]), **extra)
     k = min(args.renders, len(points))
     if k:
         cls = list(dataset.class_names)

@@ -24,6 +24,7 @@ COMMANDS = [
     "metrics",
     "recon",
     "benchmark",
+    "report",
 ]
 
 
@@ -67,7 +68,10 @@ def main(argv=None) -> int:
             from pointlens.cli.common import resolve_device
 
             args.device = str(resolve_device(args.device))
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        if code == 0:
+            write_report(args)
+        return code
     except PointlensError as e:
         import os
 
@@ -83,6 +87,32 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"pointlens {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def write_report(args) -> None:
+    """After a command succeeded: build ``report.html`` in its run folder (``--out``) unless ``--no-report``.
+
+    The one place every command gets its report. Skipped for ``pointlens report`` itself, without ``--out``, on
+    torchrun ranks other than 0, and when the folder holds no run. A report that cannot be built is a warning on
+    stderr: the command's results are already written.
+    """
+    import os
+
+    out = getattr(args, "out", None)
+    if (not out or getattr(args, "no_report", False) or args.command == "report"
+            or os.environ.get("RANK", "0") != "0"):
+        return
+    from pointlens.report import build_report, is_run_folder
+
+    if not is_run_folder(out):
+        return
+    try:
+        build_report(out)
+    except Exception as e:  # noqa: BLE001 - the command's own results are safe; say why the page is missing
+        if os.environ.get("POINTLENS_DEBUG"):
+            raise
+        print(f"pointlens {args.command}: warning: report.html not written: {type(e).__name__}: {e}",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

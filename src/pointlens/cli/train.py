@@ -67,6 +67,9 @@ def run(args) -> int:
         ev = evaluate(result.model, test_set, device=args.device)
         metrics["test"] = ev.to_dict()
     metrics["history"] = result.history
+    metrics["class_names"] = list(train_set.class_names)  # the report's model card
+    metrics["model_config"] = getattr(result.model, "config", {"name": args.model})
+    metrics["parameters"] = sum(p.numel() for p in result.model.parameters())
     metrics["world_size"] = D.world()[1]
     if not D.is_main():
         return 0

@@ -21,7 +21,8 @@ from pointlens.utils.validate import check_choice, check_float, check_int
 
 SCALES = ("minmax", "robust", "signed", "rank", "shared")
 
-__all__ = ["SCALES", "plot_curves", "render_clouds", "score_colors"]
+__all__ = ["SCALES", "plot_confusion", "plot_curves", "plot_heatmap", "plot_randomisation_curves",
+           "plot_training_curves", "render_clouds", "score_colors"]
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -339,3 +340,83 @@ def plot_randomisation_curves(curves: dict, path, threshold: float = 0.5) -> Pat
         ax.legend(fontsize=7)
     fig.tight_layout()
     return _save_figure(fig, path, 100)
+
+
+# ------------------------------------------------------------------------------------------ model card
+def plot_confusion(confusion, class_names: Sequence[str], path, *, title: str = "confusion matrix (test set)",
+                   dpi: int = 200) -> Path:
+    """PNG heat-map of a confusion matrix, each row normalised to the share of its true class.
+
+    Args:
+        confusion: ``(C, C)`` counts, rows = true class, columns = predicted class.
+        class_names: ``C`` names.
+        path: the PNG to write (atomically).
+        title: figure title.
+        dpi: resolution (200: print quality).
+
+    Returns:
+        the path written.
+    """
+    m = np.asarray(confusion, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] == 0:
+        raise bad_argument("confusion", f"array of shape {m.shape}", "a square (C, C) matrix of counts")
+    names = [str(n) for n in class_names]
+    if len(names) != m.shape[0]:
+        raise bad_argument("class_names", f"{len(names)} names", f"{m.shape[0]} (one per row of the matrix)")
+    rows = m.sum(1, keepdims=True)
+    share = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    c = m.shape[0]
+    side = min(12.0, max(4.0, 0.42 * c + 2.0))
+    fig = Figure(figsize=(side + 1.0, side))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(c), names, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(c), names, fontsize=7)
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    if c <= 20:
+        for i in range(c):
+            for j in range(c):
+                if m[i, j]:
+                    ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center", fontsize=6,
+                            color="white" if share[i, j] > 0.5 else "black")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("share of the true class", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save_figure(fig, path, check_int("dpi", dpi, minimum=10))
+
+
+def plot_training_curves(history: Sequence[Mapping], path, *, dpi: int = 200) -> Path:
+    """PNG of the training loss (left) and train / test accuracy per epoch (right).
+
+    Args:
+        history: one dict per epoch with ``epoch``, ``loss``, ``train_accuracy`` and optionally
+            ``test: {"accuracy": ...}`` (the ``history.json`` of :func:`pointlens.training.train`).
+        path: the PNG to write (atomically).
+        dpi: resolution.
+
+    Returns:
+        the path written.
+    """
+    if not history or not all(isinstance(h, Mapping) and "epoch" in h for h in history):
+        raise bad_argument("history", history if not history else "entries without 'epoch'",
+                           "a non-empty list of {epoch, loss, train_accuracy[, test]} dicts")
+    ep = [h["epoch"] for h in history]
+    fig = Figure(figsize=(9.0, 3.4))
+    ax1, ax2 = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    ax1.plot(ep, [h.get("loss", np.nan) for h in history], marker="o", markersize=3)
+    ax1.set_xlabel("epoch")
+    ax1.set_ylabel("training loss")
+    ax2.plot(ep, [h.get("train_accuracy", np.nan) for h in history], marker="o", markersize=3, label="train")
+    test = [(h["epoch"], h["test"]["accuracy"]) for h in history
+            if isinstance(h.get("test"), Mapping) and h["test"].get("accuracy") is not None]
+    if test:
+        ax2.plot(*zip(*test), marker="s", markersize=3, label="test")
+    ax2.set_xlabel("epoch")
+    ax2.set_ylabel("accuracy")
+    ax2.set_ylim(0, 1.02)
+    ax2.legend(fontsize=8)
+    for ax in (ax1, ax2):
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _save_figure(fig, path, check_int("dpi", dpi, minimum=10))
