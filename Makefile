@@ -22,7 +22,14 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench: $(STAMP)
+# the benchmarks compare with Quantus/scikit-learn (the `peers` extra); `make test` never installs it
+PEERS_STAMP := $(VENV)/.installed-peers
+
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,peers]'
+	touch $(PEERS_STAMP)
+
+bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)

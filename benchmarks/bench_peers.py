@@ -17,13 +17,17 @@ the ``test`` extra.
      ``|mean_p - mean_q| <= t_{0.975, 2R-2} sqrt((sd_p^2 + sd_q^2) / R)``; the table gives the share of clouds
      that agree (about 95 % expected when the two estimate the same quantity).
 
-2. Speed, side by side in one process on the same inputs: pointlens vs Quantus per metric (clouds per second),
-   and pointlens vs Captum for point-shift / Saliency, IG / IntegratedGradients (same steps and rule),
-   SmoothGrad / NoiseTunnel and exact occlusion / FeatureAblation (one point at a time); median of 5 alternating
-   runs.
+2. Speed, side by side in one process on the same inputs: pointlens vs Quantus per metric (clouds per second,
+   median of 3 alternating runs), and pointlens vs Captum for point-shift / Saliency, IG / IntegratedGradients
+   (same steps and rule), SmoothGrad / NoiseTunnel and exact occlusion / FeatureAblation (one point at a time);
+   median of 5 alternating runs.
+3. Hand-written numerics vs scikit-learn / scipy (``peers_numerics``).
 
 The PointNet comes from ``$POINTLENS_PEERS_CHECKPOINT``, else ``runs/pointnet/checkpoint.pt``, else it is trained
-here (4 epochs). ``run(quick=True)``: 8 clouds of 256 points, 2 repeats, to check the script works.
+here (4 epochs). Repeats: 3 per library for the stochastic metrics (50 subsets for faithfulness correlation,
+5 jitters for max-sensitivity); metrics that call the explanation many times use point-shift and 4-step IG, the
+randomisation test point-shift only (each costs one explanation per module and repeat on a 2-core machine).
+``run(quick=True)``: 8 clouds of 256 points, 2 repeats, to check the script works.
 """
 
 from __future__ import annotations
@@ -182,27 +186,30 @@ def agreement(model, pts, mask, y, *, repeats: int, quick: bool) -> tuple[list[s
     # Random logit, matched classes: Quantus draws the other class with numpy; replay its draw.
     n_classes = int(model(pts[:1]).shape[1])
     stoch = []     # (metric, method, agree, total, mean_p, mean_q, note)
-    sanity_methods = ["pointshift", "ig"]
-    for m in sanity_methods:
-        q_expl = quantus_explain(m, **methods[m])
+    # metrics that call the explanation many times: point-shift and IG with 4 steps (the metric's definition,
+    # not the explanation, is what is compared; 16-step IG would multiply the run time by 4)
+    sanity = {"pointshift": {}, "ig": {"steps": 4}}
+    s_call = {m: create_attribution(m, model, **o).attribute(pts, y).to(torch.float64) for m, o in sanity.items()}
+    for m in sanity:
+        q_expl = quantus_explain(m, **sanity[m])
         rl = quantus.RandomLogit(num_classes=n_classes, seed=42, similarity_func=quantus.similarity_func
                                  .correlation_spearman, abs=False, normalise=False, **common)
-        q = np.asarray(rl(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=scores[m].numpy()[:, None, :],
+        q = np.asarray(rl(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=s_call[m].numpy()[:, None, :],
                           explain_func=q_expl, channel_first=True, batch_size=b), dtype=np.float64)
         np.random.seed(42)
         draw = np.random.randint(0, n_classes - 1, b)
         other = torch.as_tensor(draw) + (torch.as_tensor(draw) >= y).long()
-        s_o = pointlens_explain(m, **methods[m])(model, pts, other)
-        p = explanation_similarity(scores[m], s_o)["spearman"].numpy()
+        s_o = pointlens_explain(m, **sanity[m])(model, pts, other)
+        p = explanation_similarity(s_call[m], s_o)["spearman"].numpy()
         rows.append(("random logit (Spearman)", m, _maxdiff(p, q), _maxdiff(p, q),
                      "same other class (Quantus' numpy draw replayed)"))
         # stochastic: each library's own draws, seeds 0..R-1
         pr, qr = [], []
         for r in range(repeats):
-            pr.append(random_logit_test(model, pts, pointlens_explain(m, **methods[m]), y, seed=r).spearman.numpy())
+            pr.append(random_logit_test(model, pts, pointlens_explain(m, **sanity[m]), y, seed=r).spearman.numpy())
             rl = quantus.RandomLogit(num_classes=n_classes, seed=r, similarity_func=quantus.similarity_func
                                      .correlation_spearman, abs=False, normalise=False, **common)
-            qr.append(np.asarray(rl(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=scores[m].numpy()[:, None, :],
+            qr.append(np.asarray(rl(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=s_call[m].numpy()[:, None, :],
                                     explain_func=q_expl, channel_first=True, batch_size=b), dtype=np.float64))
         pr, qr = np.array(pr), np.array(qr)
         stoch.append(("random logit (Spearman), own draws", m, *_agree(pr, qr), np.nanmean(pr), np.nanmean(qr),
@@ -213,29 +220,30 @@ def agreement(model, pts, mask, y, *, repeats: int, quick: bool) -> tuple[list[s
     names = reset_modules(model)
     q_names = ["inner." + nm for nm in names]
     assert q_names == reset_modules(wrapped)[1:] or q_names == reset_modules(wrapped), "module names"
-    for m in sanity_methods:
-        q_expl = quantus_explain(m, **methods[m])
+    mprt_methods = {"pointshift": {}}        # one explanation per module and repeat: point-shift only
+    for m, opts in mprt_methods.items():
+        q_expl = quantus_explain(m, **opts)
         mprt = quantus.MPRT(layer_order="independent", seed=42, **common)
-        qres = mprt(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=scores[m].numpy()[:, None, :],
+        qres = mprt(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=s_call[m].numpy()[:, None, :],
                     explain_func=q_expl, channel_first=True, batch_size=b)
         worst = 0.0
         for nm in names:
-            res = model_randomisation(model, pts, pointlens_explain(m, **methods[m]), y, mode="independent",
+            res = model_randomisation(model, pts, pointlens_explain(m, **opts), y, mode="independent",
                                       layers=[nm], seed=42)
             worst = max(worst, _maxdiff(res.steps[0].spearman_abs.numpy(), qres["inner." + nm]))
         rows.append(("MPRT independent (Spearman of |a|)", m, worst, worst,
                      f"every one of {len(names)} modules, same re-initialisation"))
 
     # MPRT cascading, per module (Quantus' granularity): stochastic (each module's re-initialisation seed).
-    for m in sanity_methods:
-        q_expl = quantus_explain(m, **methods[m])
+    for m, opts in mprt_methods.items():
+        q_expl = quantus_explain(m, **opts)
         pr, qr = [], []
         for r in range(repeats):
-            res = model_randomisation(model, pts, pointlens_explain(m, **methods[m]), y, mode="cascading",
+            res = model_randomisation(model, pts, pointlens_explain(m, **opts), y, mode="cascading",
                                       layers=list(reversed(names)), seed=r)
             pr.append(res.steps[-1].spearman_abs.numpy())
             qres = quantus.MPRT(layer_order="top_down", seed=r, **common)(
-                model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=scores[m].numpy()[:, None, :],
+                model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=s_call[m].numpy()[:, None, :],
                 explain_func=q_expl, channel_first=True, batch_size=b)
             qr.append(np.asarray(list(qres.values())[-1], dtype=np.float64))
         pr, qr = np.array(pr), np.array(qr)
@@ -244,7 +252,7 @@ def agreement(model, pts, mask, y, *, repeats: int, quick: bool) -> tuple[list[s
 
     # Faithfulness correlation: matched point removal (shift to the median centre) through point ids.
     subset = max(1, round(0.1 * n))
-    n_sub = 20 if quick else 100
+    n_sub = 20 if quick else 50
     idx_model = PointIndexModel(model, pts).eval()
     ids = idx_model.ids()
     for m in methods:
@@ -271,18 +279,18 @@ def agreement(model, pts, mask, y, *, repeats: int, quick: bool) -> tuple[list[s
                                         a_batch=scores[m].numpy()[:, None, :], channel_first=True, batch_size=b)))
 
     # Max-sensitivity: matched jitter distribution (uniform in a ball of radius 0.02), 10 samples.
-    radius, n_samp = 0.02, (3 if quick else 10)
-    for m in sanity_methods:
-        q_expl = quantus_explain(m, **methods[m])
+    radius, n_samp = 0.02, (3 if quick else 5)
+    for m in sanity:
+        q_expl = quantus_explain(m, **sanity[m])
         pr, qr = [], []
         for r in range(repeats):
-            pr.append(max_sensitivity(model, pts, pointlens_explain(m, **methods[m]), y, radius=radius,
+            pr.append(max_sensitivity(model, pts, pointlens_explain(m, **sanity[m]), y, radius=radius,
                                       n_samples=n_samp, seed=r).numpy())
             np.random.seed(r)
             ms = quantus.MaxSensitivity(nr_samples=n_samp, perturb_func=ball_jitter,
                                         perturb_func_kwargs={"radius": radius}, normalise=False, abs=False,
                                         **common)
-            qr.append(np.asarray(ms(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=scores[m].numpy()[:, None, :],
+            qr.append(np.asarray(ms(model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=s_call[m].numpy()[:, None, :],
                                     explain_func=q_expl, channel_first=True, batch_size=b), dtype=np.float64))
         pr, qr = np.array(pr), np.array(qr)
         stoch.append(("max-sensitivity", m, *_agree(pr, qr), np.nanmean(pr), np.nanmean(qr),
@@ -356,7 +364,7 @@ def speed_quantus(model, pts, mask, y, *, repeats: int, quick: bool) -> list[str
     expl_q = quantus_explain("pointshift")
     n_classes = int(model(pts[:1]).shape[1])
     names = reset_modules(model)
-    subset, n_sub = max(1, round(0.1 * n)), (20 if quick else 100)
+    subset, n_sub = max(1, round(0.1 * n)), 20
     idx_model = PointIndexModel(model, pts).eval()
     ids = idx_model.ids()
 
@@ -377,8 +385,13 @@ def speed_quantus(model, pts, mask, y, *, repeats: int, quick: bool) -> list[str
                                      .correlation_spearman, **c)(
              model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=a_cf, explain_func=expl_q, channel_first=True,
              batch_size=b)),
-        ("faithfulness correlation (100 subsets)", lambda: faithfulness_correlation(
+        (f"faithfulness correlation ({n_sub} subsets)", lambda: faithfulness_correlation(
             model, pts, a, y, n_subsets=n_sub, subset_size=subset),
+         lambda: quantus.FaithfulnessCorrelation(nr_runs=n_sub, subset_size=subset, perturb_func=mark_points,
+                                                 return_aggregate=False, **c)(
+             model=idx_model, x_batch=ids, y_batch=y_np, a_batch=a_cf, channel_first=True, batch_size=b)),
+        (f"faithfulness correlation ({n_sub} subsets), pointlens batch_size={b}", lambda: faithfulness_correlation(
+            model, pts, a, y, n_subsets=n_sub, subset_size=subset, batch_size=b),
          lambda: quantus.FaithfulnessCorrelation(nr_runs=n_sub, subset_size=subset, perturb_func=mark_points,
                                                  return_aggregate=False, **c)(
              model=idx_model, x_batch=ids, y_batch=y_np, a_batch=a_cf, channel_first=True, batch_size=b)),
@@ -412,11 +425,11 @@ def speed_captum(model, pts, y, *, repeats: int) -> list[str]:
     from pointlens.attribution import create_attribution
 
     b, n, _ = pts.shape
-    steps = 16
+    steps = 8
     zeros = torch.zeros_like(pts)
     ps = create_attribution("pointshift", model, batch_size=b)
     ig = create_attribution("ig", model, steps=steps, method="gausslegendre", baseline="zeros", batch_size=b)
-    sg = create_attribution("smoothgrad", model, method="gradient", n_samples=8, sigma=0.02, batch_size=b)
+    sg = create_attribution("smoothgrad", model, method="gradient", n_samples=4, sigma=0.02, batch_size=b)
     occ = create_attribution("occlusion", model, batch_size=256)
     sal, cig = Saliency(model), IntegratedGradients(model)
     nt = NoiseTunnel(Saliency(model))
@@ -429,9 +442,9 @@ def speed_captum(model, pts, y, *, repeats: int) -> list[str]:
          lambda: ig.attribute(pts, y),
          lambda: cig.attribute(pts, baselines=zeros, target=y, n_steps=steps, method="gausslegendre",
                                internal_batch_size=b * steps)),
-        ("SmoothGrad (gradient, 8 samples, sigma 0.02) vs `NoiseTunnel(Saliency)`", lambda: sg.attribute(pts, y),
-         lambda: nt.attribute(pts.clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=8, stdevs=0.02,
-                              target=y, nt_samples_batch_size=8)),
+        ("SmoothGrad (gradient, 4 samples, sigma 0.02) vs `NoiseTunnel(Saliency)`", lambda: sg.attribute(pts, y),
+         lambda: nt.attribute(pts.clone().requires_grad_(True), nt_type="smoothgrad", nt_samples=4, stdevs=0.02,
+                              target=y, nt_samples_batch_size=4)),
     ]
     lines = ["### Speed: pointlens vs Captum (same PointNet, same clouds)", "",
              f"{b} clouds of {n} points, median of {repeats} alternating runs in one process.", "",
@@ -468,14 +481,17 @@ def run(quick: bool = False) -> str:
     pts, mask, y, spec = _data(quick)
     with torch.no_grad():
         acc = float((model(pts).argmax(1) == y).float().mean())
-    repeats = 2 if quick else 5
+    repeats = 2 if quick else 3
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     t0 = time.perf_counter()
     agree_lines, _ = agreement(model, pts, mask, y, repeats=repeats, quick=quick)
     t_agree = time.perf_counter() - t0
+    from peers_numerics import run as numerics
+
+    num_lines = numerics(quick)
     load2 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     speed_q = speed_quantus(model, pts, mask, y, repeats=3 if not quick else 1, quick=quick)
-    speed_c = speed_captum(model, pts, y, repeats=repeats)
+    speed_c = speed_captum(model, pts, y, repeats=2 if quick else 5)
     load3 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
     head = [
         "## Side by side with Quantus and Captum",
@@ -490,7 +506,7 @@ def run(quick: bool = False) -> str:
         f"Agreement run: {t_agree:.0f} s.",
         "",
     ]
-    return "\n".join(head + agree_lines + [""] + speed_q + [""] + speed_c)
+    return "\n".join(head + agree_lines + [""] + speed_q + [""] + speed_c + [""] + num_lines)
 
 
 if __name__ == "__main__":
