@@ -27,7 +27,15 @@ screenshot: $(STAMP)
 	test -f $(DEMO_OUT)/report.html || $(BIN)/pointlens demo --out $(DEMO_OUT) --quiet
 	$(BIN)/python -m pointlens.report.browser $(DEMO_OUT)/report.html docs/img/demo_report.png
 
-bench: $(STAMP)
+
+# the benchmarks compare with Quantus/scikit-learn (the `peers` extra); `make test` never installs it
+PEERS_STAMP := $(VENV)/.installed-peers
+
+$(PEERS_STAMP): $(STAMP)
+	$(BIN)/pip install -q -e '.[test,peers]'
+	touch $(PEERS_STAMP)
+
+bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
 lint: $(STAMP)
