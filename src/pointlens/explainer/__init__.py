@@ -14,7 +14,10 @@
 See docs/explainer.md.
 """
 
+from pointlens.explainer.baselines import attribution_masks, class_truth, minmax_normalise
+from pointlens.explainer.evaluate import evaluate_methods, table_csv, table_markdown
 from pointlens.explainer.modality import Modality
+from pointlens.explainer.network import DGCNNSeg, PointNetSeg, create_explainer_network
 from pointlens.explainer.objective import (
     OBJECTIVES,
     PRESETS,
@@ -29,9 +32,22 @@ from pointlens.explainer.objective import (
     stalder_objective,
 )
 from pointlens.explainer.points import PointModality, PointState, apply_point_mask, knn_total_variation
+from pointlens.explainer.train import (
+    ExplainerConfig,
+    ExplainerResult,
+    LoadedExplainer,
+    explain_masks,
+    load_explainer,
+    present_classes,
+    save_explainer,
+    train_explainer,
+)
 
 __all__ = [
     "Modality", "OBJECTIVES", "PRESETS", "ObjectiveTerms", "ObjectiveWeights", "RTISWeights", "area_bounds",
     "class_masks", "classification_loss", "negative_entropy", "rtis_objective", "stalder_objective",
-    "PointModality", "PointState", "apply_point_mask", "knn_total_variation",
+    "PointModality", "PointState", "apply_point_mask", "knn_total_variation", "DGCNNSeg", "PointNetSeg",
+    "create_explainer_network", "ExplainerConfig", "ExplainerResult", "LoadedExplainer", "explain_masks",
+    "load_explainer", "present_classes", "save_explainer", "train_explainer", "attribution_masks", "class_truth",
+    "minmax_normalise", "evaluate_methods", "table_csv", "table_markdown",
 ]
