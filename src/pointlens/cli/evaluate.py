@@ -48,6 +48,8 @@ def run(args) -> int:
         folder.write_metrics(metrics)
     if args.json:
         print_json(metrics)
+    elif hasattr(ev, "map"):  # multi-label data (ShapeParts scenes)
+        print(f"mAP {ev.map:.4f}  mean F1 {ev.mean_f1:.4f}  exact-match accuracy {ev.accuracy:.4f}  n {ev.n}")
     else:
         print(f"accuracy {ev.accuracy:.4f}  mean-class accuracy {ev.mean_class_accuracy:.4f}  n {ev.n}")
     return 0

@@ -24,6 +24,7 @@ COMMANDS = [
     "metrics",
     "recon",
     "benchmark",
+    "explainer",
     "report",
 ]
 

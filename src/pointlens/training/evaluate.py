@@ -90,8 +90,96 @@ def accuracy_report(predictions, labels, class_names) -> tuple[float, float, dic
     return acc, mca, per, conf
 
 
-def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, device="cpu") -> EvalResult:
-    """Evaluate a classifier on a :class:`~pointlens.data.dataset.PointCloudDataset` (single-label).
+@dataclass
+class MultiLabelEvalResult:
+    """Multi-label classification quality (ShapeParts scenes): a class is predicted when its logit is > 0.
+
+    Attributes:
+        map: mean over the classes with at least one positive of their average precision.
+        per_class_ap: ``{class name: AP}`` for classes with positives.
+        per_class_f1: ``{class name: F1}`` at logit 0 (sigmoid 0.5) for classes with positives or predictions.
+        mean_f1: mean of ``per_class_f1``.
+        accuracy: exact-match (subset) accuracy: share of clouds whose whole predicted label set is right.
+        n: number of clouds.
+        predictions: ``(M, C)`` bool predicted label sets.
+        logits: ``(M, C)`` logits.
+    """
+
+    map: float
+    per_class_ap: dict
+    per_class_f1: dict
+    mean_f1: float
+    accuracy: float
+    n: int
+    predictions: np.ndarray
+    logits: np.ndarray
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary (no per-cloud arrays)."""
+        return {"map": self.map, "mean_f1": self.mean_f1, "accuracy": self.accuracy, "n": self.n,
+                "per_class_ap": self.per_class_ap, "per_class_f1": self.per_class_f1}
+
+
+def average_precision(scores, positives) -> float:
+    """Average precision of one class: the mean, over the positives, of the precision at each positive's rank.
+
+    The same definition as scikit-learn's ``average_precision_score`` (ties: all tied scores enter together).
+
+    Args:
+        scores: ``(M,)`` real scores (higher = more likely positive).
+        positives: ``(M,)`` bool.
+
+    Returns:
+        AP in ``[0, 1]``; NaN without positives.
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    y = np.asarray(positives, dtype=bool)
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-s, kind="stable")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # the last index of every group of tied scores
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall_gain = np.diff(np.r_[0, tp]) / y.sum()
+    return float((precision * recall_gain).sum())
+
+
+def multilabel_report(logits, labels, class_names) -> MultiLabelEvalResult:
+    """mAP, per-class AP and F1 (at logit 0) and exact-match accuracy of multi-label predictions.
+
+    Args:
+        logits: ``(M, C)`` logits.
+        labels: ``(M, C)`` multi-hot targets.
+        class_names: ``C`` names.
+
+    Returns:
+        :class:`MultiLabelEvalResult`.
+    """
+    z = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels) > 0.5
+    pred = z > 0
+    ap, f1 = {}, {}
+    for k, name in enumerate(class_names):
+        if y[:, k].any():
+            ap[name] = average_precision(z[:, k], y[:, k])
+        tp = int((pred[:, k] & y[:, k]).sum())
+        denom = int(pred[:, k].sum() + y[:, k].sum())
+        if denom:
+            f1[name] = 2 * tp / denom
+    exact = float((pred == y).all(1).mean()) if len(y) else float("nan")
+    return MultiLabelEvalResult(_mean(ap), ap, f1, _mean(f1), exact, len(y), pred, z.astype(np.float32))
+
+
+def _mean(d: dict) -> float:
+    return float(np.mean(list(d.values()))) if d else float("nan")
+
+
+def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, device="cpu"):
+    """Evaluate a classifier on a :class:`~pointlens.data.dataset.PointCloudDataset`.
+
+    Single-label data gives an :class:`EvalResult`; multi-label data (``(M, C)`` multi-hot labels, ShapeParts
+    scenes) a :class:`MultiLabelEvalResult` (mAP, per-class F1 at logit 0, exact-match accuracy).
 
     Args:
         model: classifier mapping ``(B, N, 3)`` to ``(B, C)`` logits with ``C == dataset.num_classes``.
@@ -100,9 +188,11 @@ def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, device="cpu") -
         device: where to run.
 
     Returns:
-        :class:`EvalResult`.
+        :class:`EvalResult` or :class:`MultiLabelEvalResult`.
     """
     logits = predict(model, dataset.points, batch_size=batch_size, device=device, desc="evaluate")
+    if dataset.multilabel:
+        return multilabel_report(logits.numpy(), dataset.labels, dataset.class_names)
     pred = logits.argmax(1).numpy()
     acc, mca, per, conf = accuracy_report(pred, dataset.labels, dataset.class_names)
     return EvalResult(acc, mca, per, conf, len(dataset), pred, logits.numpy())

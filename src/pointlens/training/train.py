@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pointlens.errors import CheckpointError, InvalidArgumentError, bad_argument
+from pointlens.errors import CheckpointError, InvalidArgumentError
 from pointlens.training import distributed as D
 from pointlens.training.evaluate import evaluate
 from pointlens.utils.io import save_json
@@ -106,7 +106,10 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
 
     Args:
         cfg: the run's :class:`TrainConfig`.
-        train_set: :class:`~pointlens.data.dataset.PointCloudDataset` (single-label) to train on.
+        train_set: :class:`~pointlens.data.dataset.PointCloudDataset` to train on: single-label (cross-entropy)
+            or multi-label with ``(M, C)`` multi-hot labels (ShapeParts scenes; binary cross-entropy with
+            logits per class, ``label_smoothing`` ignored; "train accuracy" is then the per-label accuracy
+            at logit 0).
         test_set: optional dataset evaluated every ``cfg.eval_every`` epochs.
         model: a model to train; default ``create_model(cfg.model, train_set.num_classes, **cfg.model_kwargs)``
             built after seeding with ``cfg.seed``.
@@ -125,8 +128,7 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
     from pointlens.models import create_model, load_checkpoint, save_checkpoint
 
     cfg.validate()
-    if train_set.multilabel:
-        raise bad_argument("train_set", "multi-label targets", "single-label classification data (not scene mode)")
+    multilabel = bool(train_set.multilabel)
     rank, world_size = D.init_from_env(device)
     out = Path(out_dir) if out_dir is not None else None
     ckpt_path = out / CHECKPOINT_NAME if out is not None else None
@@ -167,7 +169,7 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         net = nn.parallel.DistributedDataParallel(model)
 
     pts_all = torch.from_numpy(train_set.points)
-    lab_all = torch.from_numpy(train_set.labels.astype(np.int64))
+    lab_all = torch.from_numpy(train_set.labels.astype(np.float32 if multilabel else np.int64))
     n = len(pts_all)
     final: dict = history[-1].get("test", {}) if history else {}
 
@@ -193,7 +195,10 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
                 x, y = x[rank::world_size], y[rank::world_size]
             x, y = x.to(device), y.to(device)
             logits = net(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if multilabel:
+                loss = F.binary_cross_entropy_with_logits(logits, y)
+            else:
+                loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             reg = getattr(model, "regularization_loss", None)
             if reg is not None and cfg.reg_weight:
                 loss = loss + cfg.reg_weight * reg()
@@ -201,14 +206,16 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
             loss.backward()
             optimizer.step()
             tot_loss += float(loss.detach()) * len(y)
-            tot_correct += int((logits.detach().argmax(1) == y).sum())
+            if multilabel:  # per-label accuracy: share of (cloud, class) decisions right at logit 0
+                tot_correct += float(((logits.detach() > 0) == (y > 0.5)).float().mean(1).sum())
+            else:
+                tot_correct += int((logits.detach().argmax(1) == y).sum())
             tot_seen += len(y)
         train_seconds += time.perf_counter() - t0
         record = {"epoch": epoch + 1, "lr": _lr_at(cfg, epoch), "loss": tot_loss / max(1, tot_seen),
                   "train_accuracy": tot_correct / max(1, tot_seen), "seconds": time.perf_counter() - t0}
         if test_set is not None and ((epoch + 1) % cfg.eval_every == 0 or epoch + 1 == cfg.epochs):
-            ev = evaluate(model, test_set, device=device)
-            final = {"accuracy": ev.accuracy, "mean_class_accuracy": ev.mean_class_accuracy, "n": ev.n}
+            final = _summary(evaluate(model, test_set, device=device))
             record["test"] = final
         history.append(record)
         if out is not None and D.is_main():
@@ -226,10 +233,16 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         for buf in model.buffers():
             dist.broadcast(buf.data, 0)
         if test_set is not None and history:
-            ev = evaluate(model, test_set, device=device)
-            final = {"accuracy": ev.accuracy, "mean_class_accuracy": ev.mean_class_accuracy, "n": ev.n}
+            final = _summary(evaluate(model, test_set, device=device))
     model.eval()
     return TrainResult(model, history, final, train_seconds)
+
+
+def _summary(ev) -> dict:
+    """The per-epoch test record: accuracy figures (single-label) or mAP / mean F1 (multi-label)."""
+    if hasattr(ev, "map"):
+        return {"map": ev.map, "mean_f1": ev.mean_f1, "accuracy": ev.accuracy, "n": ev.n}
+    return {"accuracy": ev.accuracy, "mean_class_accuracy": ev.mean_class_accuracy, "n": ev.n}
 
 
 def _norm(v):
