@@ -9,7 +9,7 @@ matched perturbations:
 
 * :class:`PointIndexModel` + :func:`mark_points`: Quantus is given ``(B, 1, N)`` arrays holding
   ``cloud * N + point`` ids; its perturbation function writes ``-1`` into the chosen ids and the model moves those
-  points onto the cloud's median centre (:func:`pointlens.perturb.removal.shift_to_centre`), which is exactly
+  points onto the cloud's median centre (:func:`pointlens.ops.removal.shift_to_centre`), which is exactly
   pointlens' ``removal="shift"``. Quantus' random subsets are then subsets of points, as in pointlens.
 * :func:`ball_jitter`: Quantus' perturbation moves every point by an offset drawn uniformly in a ball (numpy RNG),
   the distribution of :func:`pointlens.metrics.robustness.jitter_in_ball`.
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from pointlens.attribution import create_attribution
-from pointlens.perturb.removal import cloud_centre, shift_to_centre
+from pointlens.ops.removal import cloud_centre, shift_to_centre
 
 
 class ChannelFirst(nn.Module):

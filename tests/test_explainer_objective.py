@@ -24,7 +24,7 @@ from pointlens.explainer import (
     rtis_objective,
     stalder_objective,
 )
-from pointlens.perturb.removal import cloud_centre
+from pointlens.ops.removal import cloud_centre
 
 
 def logit(p):

@@ -3,7 +3,7 @@
 A mask value ``m_i`` in ``[0, 1]`` moves point ``i`` along the segment to the cloud's centre ``c``:
 ``x'_i = c + m_i (x_i - c)``. ``m_i = 1`` leaves the point where it is; ``m_i = 0`` puts it on the centre,
 which approximates removing it (the point-shift approximation of Zheng et al., docs/methods.md §1; the centre
-is :func:`pointlens.perturb.removal.cloud_centre` of the clean cloud, the per-axis median by default). The
+is :func:`pointlens.ops.removal.cloud_centre` of the clean cloud, the per-axis median by default). The
 blend is computed with :func:`torch.lerp`, which is exact at both ends: an all-ones mask returns the cloud
 bit for bit and an all-zeros mask returns the centre bit for bit.
 
@@ -21,7 +21,7 @@ import torch
 
 from pointlens.errors import bad_argument
 from pointlens.ops import knn_indices
-from pointlens.perturb.removal import CENTRES, cloud_centre
+from pointlens.ops.removal import CENTRES, apply_point_mask, cloud_centre  # noqa: F401  (apply_point_mask re-exported)
 from pointlens.utils.validate import check_choice, check_int
 
 
@@ -35,24 +35,6 @@ class PointState(NamedTuple):
 
     centre: torch.Tensor
     neighbours: torch.Tensor
-
-
-def apply_point_mask(points: torch.Tensor, mask: torch.Tensor, centre) -> torch.Tensor:
-    """Soft removal: ``x' = c + m (x - c)`` for every point (``m = 1`` keeps, ``m = 0`` moves to the centre).
-
-    Args:
-        points: ``(B, N, 3)``.
-        mask: ``(B, N)`` values in ``[0, 1]`` (differentiable).
-        centre: ``"median"``, ``"mean"`` or a ``(B, 1, 3)`` tensor (see
-            :func:`pointlens.perturb.removal.cloud_centre`).
-
-    Returns:
-        ``(B, N, 3)``; exactly ``points`` where ``m = 1`` and exactly the centre where ``m = 0``.
-    """
-    if mask.dim() != 2 or tuple(mask.shape) != tuple(points.shape[:2]):
-        raise bad_argument("mask", f"shape {tuple(mask.shape)}", f"shape {tuple(points.shape[:2])} (one per point)")
-    c = cloud_centre(points, centre) if isinstance(centre, str) else centre
-    return torch.lerp(c.expand_as(points), points, mask.unsqueeze(-1).to(points.dtype))
 
 
 def knn_total_variation(mask: torch.Tensor, neighbours: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import bad_argument
+from pointlens.ops.removal import apply_point_mask
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
 AREA_FLOOR = 0.05
@@ -96,8 +97,6 @@ def present_mask(masks, present) -> torch.Tensor:
 
 
 def _apply_default(points, mask):
-    from pointlens.explainer.points import apply_point_mask
-
     return apply_point_mask(points, mask, "median")
 
 

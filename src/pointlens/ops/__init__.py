@@ -18,6 +18,7 @@ from pointlens.ops.geometry import (  # noqa: F401
 )
 from pointlens.ops.removal import (  # noqa: F401
     CENTRES,
+    apply_point_mask,
     cloud_centre,
     delete_points,
     keep_points,

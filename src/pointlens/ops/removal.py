@@ -180,3 +180,24 @@ def shift_to_centre(points: torch.Tensor, mask, centre="median") -> torch.Tensor
     else:
         raise bad_argument("centre", centre, "'median', 'mean' or a (B, 1, D) tensor")
     return torch.where(mask.unsqueeze(-1), c.expand(b, n, d), points)
+
+
+def apply_point_mask(points: torch.Tensor, mask: torch.Tensor, centre) -> torch.Tensor:
+    """Soft removal: ``x' = c + m (x - c)`` for every point (``m = 1`` keeps, ``m = 0`` moves to the centre).
+
+    The soft form of :func:`shift_to_centre` (a 0/1 mask gives exactly its result), used where a mask must stay
+    differentiable: the trained explainer's point modality and the mask metrics.
+
+    Args:
+        points: ``(B, N, 3)``.
+        mask: ``(B, N)`` values in ``[0, 1]`` (differentiable).
+        centre: ``"median"``, ``"mean"`` or a ``(B, 1, 3)`` tensor (see
+            :func:`cloud_centre`).
+
+    Returns:
+        ``(B, N, 3)``; exactly ``points`` where ``m = 1`` and exactly the centre where ``m = 0``.
+    """
+    if mask.dim() != 2 or tuple(mask.shape) != tuple(points.shape[:2]):
+        raise bad_argument("mask", f"shape {tuple(mask.shape)}", f"shape {tuple(points.shape[:2])} (one per point)")
+    c = cloud_centre(points, centre) if isinstance(centre, str) else centre
+    return torch.lerp(c.expand_as(points), points, mask.unsqueeze(-1).to(points.dtype))
