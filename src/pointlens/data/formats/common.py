@@ -260,7 +260,7 @@ def check_numeric_dtype(dtype, source, name: str, kinds: str = "iuf") -> None:
     if dtype.kind not in kinds or dtype.fields is not None or dtype.subdtype is not None:
         what = {"O": "Python objects", "S": "bytes", "U": "strings", "V": "structured/void records",
                 "M": "datetimes", "m": "timedeltas", "c": "complex numbers", "b": "booleans"}.get(dtype.kind, "")
-        expected = "numbers" if kinds == "iuf" else "booleans or numbers"
+        expected = {"iuf": "numbers", "biuf": "booleans or numbers"}.get(kinds, "numbers or strings")
         raise DataError(f"{source}: '{name}' holds {what or dtype.kind} (dtype {dtype}); expected {expected}")
 
 
@@ -291,7 +291,7 @@ def labels_from_array(arr, source, name: str = "labels") -> np.ndarray:
                 raise DataError(f"{source}: '{name}' has NaN or infinite values; expected class indices")
             if not (a == np.round(a)).all():
                 bad = a[a != np.round(a)][0]
-                raise DataError(f"{source}: '{name}' has the non-integral value {bad!r}; expected integer "
+                raise DataError(f"{source}: '{name}' has the non-integral value {float(bad)!r}; expected integer "
                                 "class indices (or one-hot rows)")
         if a.size and (a.min() < 0 or a.max() >= MAX_CLASSES):
             bad = a.min() if a.min() < 0 else a.max()
