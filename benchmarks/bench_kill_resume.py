@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 20
-TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "12", "--batch-size", "16",
+TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "24", "--batch-size", "16",
          "--split", "all", "--quiet"]
 KILL_IN_FIRST_CHECKPOINT_WRITE = """
 import os, signal, sys, tempfile
@@ -68,29 +68,32 @@ def run(quick: bool = False) -> str:
         t0 = time.perf_counter()
         subprocess.run(_argv(ref), env=_env(), check=True, capture_output=True)
         t_ref = time.perf_counter() - t0
+        import json
+
+        epoch_s = float(np.median([r["seconds"] for r in json.loads((ref / "history.json").read_text())]))
+        startup = max(0.5, t_ref - 24 * epoch_s)
+        hi = startup + 2 * epoch_s  # a kill lands anywhere from import to two epochs in
         log = []
         # kill 1: inside the first checkpoint write (the temporary file is half written when SIGKILL lands)
-        p = subprocess.run([sys.executable, "-c", KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
-                           env=_env(), capture_output=True)
-        tmp_left = len(list(out.glob(".*.tmp")))
-        log.append(("first checkpoint write", p.returncode == -signal.SIGKILL, tmp_left, _epoch(out)))
-        attempts = 1
+        p = subprocess.Popen([sys.executable, "-c", KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
+                             env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p.wait()
+        log.append(("inside the first checkpoint write", p.returncode == -signal.SIGKILL,
+                    len(list(out.glob(f".*.{p.pid}.*.tmp"))), _epoch(out)))
+        attempts, finished_early = 1, False
         while len(log) < kills:
             attempts += 1
-            delay = float(rng.uniform(0.2, 0.6 * t_ref))
+            delay = float(rng.uniform(0.2, hi))
             proc = subprocess.Popen(_argv(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
                 proc.wait(timeout=delay)
-                finished = True
+                finished_early = True  # the run completed before this kill
+                break
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-                finished = False
-            if finished:  # the run completed before this kill: start it over so every kill hits a live run
-                for f in out.iterdir():
-                    f.unlink()
-                continue
-            log.append((f"{delay:.2f} s after start", True, len(list(out.glob(".*.tmp"))), _epoch(out)))
+            log.append((f"{delay:.2f} s after start", True, len(list(out.glob(f".*.{proc.pid}.*.tmp"))),
+                        _epoch(out)))
         t1 = time.perf_counter()
         final = subprocess.run(_argv(out), env=_env(), capture_output=True, text=True)
         t_final = time.perf_counter() - t1
@@ -99,18 +102,20 @@ def run(quick: bool = False) -> str:
         identical = final.returncode == 0 and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
         left = [p.name for p in out.rglob("*.tmp")]
     mid_write = sum(1 for _, _, t, _ in log if t)
+    early = f" The run finished after {len(log)} kills, before the {kills}th." if finished_early else ""
     rows = [f"| {i + 1} | {when} | {'yes' if killed else 'no'} | {t} | {e} |" for i, (when, killed, t, e) in
             enumerate(log)]
     return "\n".join([
         "## Kill and resume: SIGKILL at random moments of a train run (issue 15)",
         "",
-        f"`pointlens {' '.join(TRAIN)}` (PointNet, 12 epochs, a checkpoint written atomically after every epoch). "
-        f"Uninterrupted run: {t_ref:.1f} s. The same run was killed {len(log)} times with SIGKILL (kill 1 inside its "
-        "first checkpoint write; the others at a uniform random delay in [0.2 s, 0.6 x the uninterrupted time] "
-        f"after each restart, {attempts} starts in all) and restarted with `--resume` (or afresh while no checkpoint "
-        f"existed); a final resume ran to the end in {t_final:.1f} s. Load average at start: {load[0]:.1f}.",
+        f"`pointlens {' '.join(TRAIN)}` (PointNet, 24 epochs, a checkpoint written atomically after every epoch). "
+        f"Uninterrupted run: {t_ref:.1f} s ({epoch_s:.2f} s per epoch, about {startup:.1f} s of start-up). The same "
+        f"run was killed {len(log)} times with SIGKILL -- kill 1 inside its first checkpoint write, the others at a "
+        f"uniform random delay in [0.2, {hi:.1f}] s after each restart (start-up + two epochs), {attempts} starts in "
+        "all -- and restarted after each kill with `--resume` (afresh while no checkpoint existed); a final resume "
+        f"ran to the end in {t_final:.1f} s.{early} Load average at start: {load[0]:.1f}.",
         "",
-        "| kill | moment | killed | `*.tmp` files left by the kill | epochs in history.json after the kill |",
+        "| kill | moment | killed | half-written `*.tmp` of the killed process | epochs done after the kill |",
         "|---:|---|---|---:|---:|",
         *rows,
         "",
