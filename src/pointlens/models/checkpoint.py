@@ -295,7 +295,26 @@ def _finish(model: nn.Module, state: dict, path: Path, device: torch.device) -> 
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:  # pragma: no cover - _check_state catches the usual causes
         raise CheckpointError(f"{path}: the weights do not fit the model ({str(e)[:300]})") from None
-    return model.to(device).eval()
+    model = model.to(device).eval()
+    _probe(model, path, device)
+    return model
+
+
+def _probe(model: nn.Module, path: Path, device) -> None:
+    """Refuse a model whose logits on a fixed test cloud are NaN/infinite (finite but corrupted weights: an
+    exponent bit flipped to 1e38, a negative BatchNorm variance)."""
+    n = max(64, int(getattr(model, "min_points", 1)))
+    g = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(1, n, 3, generator=g), dim=-1) * torch.rand(1, n, 1, generator=g)
+    try:
+        with torch.no_grad():
+            out = model(x.to(device))
+    except PointlensError:
+        return  # a model that cannot run on this probe (an unusual input contract) is left to its caller
+    if isinstance(out, torch.Tensor) and out.is_floating_point() and not bool(torch.isfinite(out).all()):
+        raise CheckpointError(f"{path}: the model gives NaN or infinite logits on a test cloud inside the unit "
+                              "sphere (corrupted weights, e.g. a negative BatchNorm variance or a weight near "
+                              "1e38); refused")
 
 
 def _load_pointlens(obj, path: Path, device, num_classes, class_names) -> LoadedCheckpoint:
