@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 20
-TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "24", "--batch-size", "16",
+TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "60", "--batch-size", "16",
          "--split", "all", "--quiet"]
 KILL_IN_FIRST_CHECKPOINT_WRITE = """
 import os, signal, sys, tempfile
@@ -71,8 +71,8 @@ def run(quick: bool = False) -> str:
         import json
 
         epoch_s = float(np.median([r["seconds"] for r in json.loads((ref / "history.json").read_text())]))
-        startup = max(0.5, t_ref - 24 * epoch_s)
-        hi = startup + 2 * epoch_s  # a kill lands anywhere from import to two epochs in
+        startup = max(0.5, t_ref - 60 * epoch_s)
+        hi = 2.5 * epoch_s  # a kill lands within 2.5 epochs of the run folder being opened
         log = []
         # kill 1: inside the first checkpoint write (the temporary file is half written when SIGKILL lands)
         p = subprocess.Popen([sys.executable, "-c", KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
@@ -83,8 +83,15 @@ def run(quick: bool = False) -> str:
         attempts, finished_early = 1, False
         while len(log) < kills:
             attempts += 1
-            delay = float(rng.uniform(0.2, hi))
+            t_start = time.time()
             proc = subprocess.Popen(_argv(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if rng.random() < 0.15:  # during start-up (imports, data loading)
+                delay, where = float(rng.uniform(0.2, 3.0)), "s after start (start-up)"
+            else:  # once the run folder is opened: anywhere in the next 2.5 epochs, checkpoint writes included
+                while proc.poll() is None and not ((out / "config.json").is_file()
+                                                   and (out / "config.json").stat().st_mtime >= t_start):
+                    time.sleep(0.005)
+                delay, where = float(rng.uniform(0.0, hi)), "s after the run folder was opened"
             try:
                 proc.wait(timeout=delay)
                 finished_early = True  # the run completed before this kill
@@ -92,8 +99,7 @@ def run(quick: bool = False) -> str:
             except subprocess.TimeoutExpired:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-            log.append((f"{delay:.2f} s after start", True, len(list(out.glob(f".*.{proc.pid}.*.tmp"))),
-                        _epoch(out)))
+            log.append((f"{delay:.2f} {where}", True, len(list(out.glob(f".*.{proc.pid}.*.tmp"))), _epoch(out)))
         t1 = time.perf_counter()
         final = subprocess.run(_argv(out), env=_env(), capture_output=True, text=True)
         t_final = time.perf_counter() - t1
@@ -108,10 +114,11 @@ def run(quick: bool = False) -> str:
     return "\n".join([
         "## Kill and resume: SIGKILL at random moments of a train run (issue 15)",
         "",
-        f"`pointlens {' '.join(TRAIN)}` (PointNet, 24 epochs, a checkpoint written atomically after every epoch). "
+        f"`pointlens {' '.join(TRAIN)}` (PointNet, 60 epochs, a checkpoint written atomically after every epoch). "
         f"Uninterrupted run: {t_ref:.1f} s ({epoch_s:.2f} s per epoch, about {startup:.1f} s of start-up). The same "
         f"run was killed {len(log)} times with SIGKILL -- kill 1 inside its first checkpoint write, the others at a "
-        f"uniform random delay in [0.2, {hi:.1f}] s after each restart (start-up + two epochs), {attempts} starts in "
+        f"random moment: 15% uniformly in the first 0.2-3 s (start-up), else uniformly within {hi:.1f} s (2.5 epochs) "
+        f"of the run folder being opened; {attempts} starts in "
         "all -- and restarted after each kill with `--resume` (afresh while no checkpoint existed); a final resume "
         f"ran to the end in {t_final:.1f} s.{early} Load average at start: {load[0]:.1f}.",
         "",
