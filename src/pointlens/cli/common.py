@@ -111,7 +111,7 @@ def check_classes(args, loaded, dataset, device) -> int:
     if c != dataset.num_classes:
         raise CheckpointError(
             f"--checkpoint {args.checkpoint}: the model predicts {c} classes but the data {args.data} has "
-            f"{dataset.num_classes}; expected a checkpoint trained on the data's classes")
+            f"{dataset.num_classes} classes; expected a checkpoint trained on the data's classes")
     if names and len(names) != c:  # one count per message: the checkpoint's names disagree with its own logits
         raise CheckpointError(f"--checkpoint {args.checkpoint}: it stores {len(names)} class names for "
                               f"a model with {c} logits; expected one name per logit")
