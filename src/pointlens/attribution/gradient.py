@@ -28,15 +28,16 @@ POINT_CHUNK = 8192
 
 
 def _pointwise_max_pool(model) -> bool:
-    """True for a pointlens classifier whose points meet only in a global max pool (PointNet without T-Nets) in
-    eval mode: then ``logits = head(max_n f(x_n))`` and the input gradient can be computed over chunks of points."""
+    """True for a pointlens PointNet whose points meet only in the global max pool (no T-Net), in eval mode and
+    without hooks: then ``logits = head(max_n f(x_n))`` and the input gradient can be computed over chunks of
+    points."""
     from pointlens.models.layers import GlobalMaxPool, PointClassifier
+    from pointlens.models.pointnet import PointNet
 
-    return (isinstance(model, PointClassifier) and bool(getattr(model, "pointwise_until_pool", False))
-            and not model.training and isinstance(getattr(model, "pool", None), GlobalMaxPool)
+    return (isinstance(model, PointNet) and type(model).forward is PointNet.forward and model.chunkable()
+            and isinstance(getattr(model, "pool", None), GlobalMaxPool)
             and type(model).head_input is PointClassifier.head_input
-            and type(model).forward_head is PointClassifier.forward_head
-            and type(model).forward is PointClassifier.forward)
+            and type(model).forward_head is PointClassifier.forward_head)
 
 
 def _pooled_input_grad(method, x: torch.Tensor, target, objective: str):
