@@ -19,7 +19,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLS = 20
-TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "60", "--batch-size", "16",
+TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "40", "--batch-size", "16",
          "--split", "all", "--quiet"]
 KILL_IN_FIRST_CHECKPOINT_WRITE = """
 import os, signal, sys, tempfile
@@ -71,8 +71,8 @@ def run(quick: bool = False) -> str:
         import json
 
         epoch_s = float(np.median([r["seconds"] for r in json.loads((ref / "history.json").read_text())]))
-        startup = max(0.5, t_ref - 60 * epoch_s)
-        hi = 2.5 * epoch_s  # a kill lands within 2.5 epochs of the run folder being opened
+        startup = max(0.5, t_ref - 40 * epoch_s)
+        hi = 1.5 * epoch_s
         log = []
         # kill 1: inside the first checkpoint write (the temporary file is half written when SIGKILL lands)
         p = subprocess.Popen([sys.executable, "-c", KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
@@ -87,11 +87,14 @@ def run(quick: bool = False) -> str:
             proc = subprocess.Popen(_argv(out), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if rng.random() < 0.15:  # during start-up (imports, data loading)
                 delay, where = float(rng.uniform(0.2, 3.0)), "s after start (start-up)"
-            else:  # once the run folder is opened: anywhere in the next 2.5 epochs, checkpoint writes included
+            else:  # k = 0, 1 or 2 more epochs after the run folder is opened, then anywhere in the next 1.5 epochs
                 while proc.poll() is None and not ((out / "config.json").is_file()
                                                    and (out / "config.json").stat().st_mtime >= t_start):
                     time.sleep(0.005)
-                delay, where = float(rng.uniform(0.0, hi)), "s after the run folder was opened"
+                k, e0 = int(rng.integers(0, 3)), _epoch(out)
+                while proc.poll() is None and _epoch(out) < e0 + k:
+                    time.sleep(0.005)
+                delay, where = float(rng.uniform(0.0, hi)), f"s after {k} more epoch(s) of this start"
             try:
                 proc.wait(timeout=delay)
                 finished_early = True  # the run completed before this kill
@@ -114,11 +117,12 @@ def run(quick: bool = False) -> str:
     return "\n".join([
         "## Kill and resume: SIGKILL at random moments of a train run (issue 15)",
         "",
-        f"`pointlens {' '.join(TRAIN)}` (PointNet, 60 epochs, a checkpoint written atomically after every epoch). "
+        f"`pointlens {' '.join(TRAIN)}` (PointNet, 40 epochs, a checkpoint written atomically after every epoch). "
         f"Uninterrupted run: {t_ref:.1f} s ({epoch_s:.2f} s per epoch, about {startup:.1f} s of start-up). The same "
         f"run was killed {len(log)} times with SIGKILL -- kill 1 inside its first checkpoint write, the others at a "
-        f"random moment: 15% uniformly in the first 0.2-3 s (start-up), else uniformly within {hi:.1f} s (2.5 epochs) "
-        f"of the run folder being opened; {attempts} starts in "
+        "random moment: 15% uniformly in the first 0.2-3 s (start-up), else after 0, 1 or 2 more epochs of that "
+        f"start (random) plus a uniform delay in [0, {hi:.1f}] s (1.5 epochs: inside an epoch or a checkpoint "
+        f"write); {attempts} starts in "
         "all -- and restarted after each kill with `--resume` (afresh while no checkpoint existed); a final resume "
         f"ran to the end in {t_final:.1f} s.{early} Load average at start: {load[0]:.1f}.",
         "",
