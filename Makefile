@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test bench fuzz lint clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+fuzz: $(STAMP)  # the long fuzz profile: 1,000 hostile files per reader and checkpoint kind (~10 min)
+	$(BIN)/python benchmarks/run_all.py fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

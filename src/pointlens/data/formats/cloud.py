@@ -61,8 +61,12 @@ def parse_text_cloud(path: Path, max_lines: int | None = None) -> np.ndarray:
     Returns:
         ``(N, D)`` float32, ``D >= 3`` (all columns of the file).
     """
+    lines = _text_lines(path, max_lines)
+    fast = _fast_block(lines, max_lines)
+    if fast is not None:
+        return fast
     rows, started, width = [], False, None
-    for k, body in _text_lines(path, max_lines):
+    for k, body in lines:
         toks = body.replace(",", " ").split()
         try:
             vals = [float(t) for t in toks]
@@ -83,6 +87,34 @@ def parse_text_cloud(path: Path, max_lines: int | None = None) -> np.ndarray:
     if not rows:
         raise DataError(f"{path}: no point found (expected lines of x, y, z separated by commas or spaces)")
     return np.asarray(rows, dtype=np.float32)
+
+
+def _fast_block(lines: list[tuple[int, str]], max_lines: int | None) -> np.ndarray | None:
+    """One numpy conversion of the point lines when the file is regular (the common case); None otherwise, and
+    the line-by-line parser then gives the exact message."""
+    start = 0
+    while start < len(lines) and start < 16:
+        toks = lines[start][1].replace(",", " ").split()
+        try:
+            [float(t) for t in toks]
+        except ValueError:
+            start += 1
+            continue
+        if len(toks) < 3:
+            start += 1
+            continue
+        break
+    else:
+        return None
+    width = len(lines[start][1].replace(",", " ").split())
+    block = lines[start:] if max_lines is None else lines[start:start + max_lines]
+    try:
+        flat = np.array(" ".join(b for _, b in block).replace(",", " ").split(), dtype=np.float32)
+    except ValueError:
+        return None
+    if flat.size != width * len(block):
+        return None
+    return flat.reshape(len(block), width)
 
 
 def _first_cloud(arr: np.ndarray, path: Path) -> np.ndarray:
