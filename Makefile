@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo_out
 
-.PHONY: venv demo test bench lint screenshot clean
+.PHONY: venv demo test bench fuzz lint screenshot clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,9 @@ $(PEERS_STAMP): $(STAMP)
 
 bench: $(PEERS_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+fuzz: $(STAMP)  # the long fuzz profile: 1,000 hostile files per reader and checkpoint kind (~10 min)
+	$(BIN)/python benchmarks/run_all.py fuzz
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

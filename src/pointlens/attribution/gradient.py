@@ -22,8 +22,71 @@ INTEGRATION_METHODS = ("gausslegendre", "riemann_left", "riemann_right", "rieman
                        "riemann_trapezoid")
 
 
+POINT_CHUNK = 8192
+"""Points per chunk when a PointNet-like model's input gradient is computed chunk by chunk (see
+:func:`_pooled_input_grad`)."""
+
+
+def _pointwise_max_pool(model) -> bool:
+    """True for a pointlens PointNet whose points meet only in the global max pool (no T-Net), in eval mode and
+    without hooks: then ``logits = head(max_n f(x_n))`` and the input gradient can be computed over chunks of
+    points."""
+    from pointlens.models.layers import GlobalMaxPool, PointClassifier
+    from pointlens.models.pointnet import PointNet
+
+    return (isinstance(model, PointNet) and type(model).forward is PointNet.forward and model.chunkable()
+            and isinstance(getattr(model, "pool", None), GlobalMaxPool)
+            and type(model).head_input is PointClassifier.head_input
+            and type(model).forward_head is PointClassifier.forward_head)
+
+
+def _pooled_input_grad(method, x: torch.Tensor, target, objective: str):
+    """Input gradient of a max-pool model, ``chunk`` points at a time: memory ``O(chunk * C)`` instead of
+    ``O(N * C)`` per layer, the same numbers.
+
+    1. Without gradients, the per-point features of each chunk give the running max of every channel and the
+       point that attains it (the first one on ties, as ``torch.max``).
+    2. The head runs on the pooled feature with gradients: ``dL/dpool (B, C)``.
+    3. Each chunk is recomputed with gradients and ``sum_c dL/dpool_c * f_c(x_argmax(c))`` (only the channels
+       whose maximum lies in the chunk) is back-propagated: exactly the gradient the max pool routes to it.
+
+    Shapes: ``x (B, N, 3)`` -> ``(grad (B, N, 3), target (B,))``.
+    """
+    model, chunk = method.model, method.point_chunk
+    x = model.check_input(x)
+    n = x.shape[1]
+    pooled = arg = None
+    with torch.no_grad():
+        for s in range(0, n, chunk):
+            v, i = model.forward_features(x[:, s:s + chunk]).max(dim=2)
+            if pooled is None:
+                pooled, arg = v, i
+            else:
+                better = v > pooled
+                pooled, arg = torch.where(better, v, pooled), torch.where(better, i + s, arg)
+    pooled = pooled.detach().requires_grad_(True)
+    logits = model.head(pooled)
+    t = method._resolve(logits, target)
+    out = select(logits, t).sum() if objective == "logit" else F.cross_entropy(logits, t, reduction="sum")
+    (gpool,) = torch.autograd.grad(out, pooled)
+    grad = torch.zeros_like(x)
+    for s in range(0, n, chunk):
+        xc = x[:, s:s + chunk].detach().requires_grad_(True)
+        inside = (arg >= s) & (arg < s + xc.shape[1])
+        if not bool(inside.any()):
+            continue
+        feats = model.forward_features(xc)
+        picked = feats.gather(2, (arg - s).clamp(0, xc.shape[1] - 1).unsqueeze(-1)).squeeze(-1)
+        (g,) = torch.autograd.grad((picked * gpool * inside).sum(), xc)
+        grad[:, s:s + xc.shape[1]] = g
+    return grad, t
+
+
 class GradientAttribution(Attribution):
-    """Base of the gradient methods: input gradients of the target logit (or loss), chunked over clouds."""
+    """Base of the gradient methods: input gradients of the target logit (or loss), chunked over clouds (and,
+    for PointNet-like models with more than ``point_chunk`` points, over points)."""
+
+    point_chunk = POINT_CHUNK
 
     def _input_grad(self, x: torch.Tensor, target: torch.Tensor | None, objective: str = "logit"):
         """Gradient of the objective w.r.t. the points of every cloud, in chunks of ``batch_size`` clouds.
@@ -39,6 +102,12 @@ class GradientAttribution(Attribution):
         grads, targets = [], []
         with torch.enable_grad():
             for s in range(0, x.shape[0], self.batch_size):
+                if _pointwise_max_pool(self.model) and x.shape[1] > self.point_chunk:
+                    g, t = _pooled_input_grad(self, x[s:s + self.batch_size].detach(),
+                                              None if target is None else target[s:s + self.batch_size], objective)
+                    grads.append(g)
+                    targets.append(t)
+                    continue
                 xr = x[s:s + self.batch_size].detach().requires_grad_(True)
                 logits = self._forward(xr)
                 t = self._resolve(logits, None if target is None else target[s:s + self.batch_size])

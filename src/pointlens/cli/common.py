@@ -195,11 +195,14 @@ def check_classes(args, loaded, dataset, device) -> int:
         raise bad_argument("--data", f"{args.data} (split {args.split})", "at least one cloud")
     c = num_model_classes(loaded.model, torch.from_numpy(dataset.points[:1]).to(device))
     names = list(getattr(loaded, "class_names", None) or [])
-    if c != dataset.num_classes or (names and len(names) != dataset.num_classes):
-        source = f"--model {args.model}" if getattr(args, "model", None) else f"--checkpoint {args.checkpoint}"
+    source = f"--model {args.model}" if getattr(args, "model", None) else f"--checkpoint {args.checkpoint}"
+    if c != dataset.num_classes:
         raise CheckpointError(
             f"{source}: the model predicts {c} classes but the data {args.data} has "
             f"{dataset.num_classes} classes; expected a checkpoint trained on the data's classes")
+    if names and len(names) != c:  # one count per message: the checkpoint's names disagree with its own logits
+        raise CheckpointError(f"{source}: it stores {len(names)} class names for "
+                              f"a model with {c} logits; expected one name per logit")
     return c
 
 

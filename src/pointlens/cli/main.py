@@ -78,7 +78,7 @@ def main(argv=None) -> int:
 
         if os.environ.get("POINTLENS_DEBUG"):  # developers: the full traceback instead of one line
             raise
-        print(f"pointlens {args.command}: error: {e}", file=sys.stderr)
+        print(f"pointlens {args.command}: error: {' '.join(str(e).split())}", file=sys.stderr)  # always one line
         return 2
     except BrokenPipeError:  # e.g. `pointlens ... --json | head`
         import os

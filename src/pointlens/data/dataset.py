@@ -44,16 +44,39 @@ class PointCloudDataset:
     meta: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        self.points = np.ascontiguousarray(self.points, dtype=np.float32)
-        if self.normals is not None:
-            self.normals = np.ascontiguousarray(self.normals, dtype=np.float32)
+        for name in ("points", "normals"):
+            v = getattr(self, name)
+            if v is not None:
+                v = np.asarray(v)
+                if v.dtype.kind not in "iuf":
+                    raise bad_argument(name, f"dtype {v.dtype}", "numbers (float32 coordinates)")
+                setattr(self, name, np.ascontiguousarray(v, dtype=np.float32))
         if self.points.ndim != 3 or self.points.shape[-1] != 3:
             raise bad_argument("points", f"shape {self.points.shape}", "(M, N, 3)")
-        m = len(self.points)
+        m, n = self.points.shape[:2]
+        if isinstance(self.class_names, (str, bytes)) or not hasattr(self.class_names, "__len__"):
+            raise bad_argument("class_names", self.class_names, "a list of class names (not one string)")
+        self.class_names = list(self.class_names)
+        if not all(isinstance(c, str) for c in self.class_names):
+            raise bad_argument("class_names", self.class_names, "a list of strings")
         self.labels = np.asarray(self.labels)
-        if len(self.labels) != m:
-            raise bad_argument("labels", f"{len(self.labels)} labels", f"{m} (one per cloud)")
-        for name in ("normals", "parts", "gt_mask", "instance", "names", "split", "instance_class"):
+        if self.labels.ndim not in (1, 2) or len(self.labels) != m:
+            raise bad_argument("labels", f"shape {self.labels.shape}", f"({m},) class indices or ({m}, C) targets")
+        if self.labels.ndim == 1:
+            if self.labels.dtype.kind not in "iu":
+                raise bad_argument("labels", f"dtype {self.labels.dtype}", "integer class indices")
+            if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+                raise bad_argument("labels", f"values in [{self.labels.min()}, {self.labels.max()}]",
+                                   f"0 <= label < {len(self.class_names)} (one of the class names)")
+        elif self.labels.shape[1] != len(self.class_names) or self.labels.dtype.kind not in "biuf":
+            raise bad_argument("labels", f"shape {self.labels.shape} dtype {self.labels.dtype}",
+                               f"({m}, {len(self.class_names)}) multi-hot targets (one column per class name)")
+        per_point = {"normals": (m, n, 3), "parts": (m, n), "gt_mask": (m, n), "instance": (m, n)}
+        for name, shape in per_point.items():
+            v = getattr(self, name)
+            if v is not None and np.shape(v) != shape:
+                raise bad_argument(name, f"shape {np.shape(v)}", f"{shape} (one entry per point)")
+        for name in ("names", "split", "instance_class"):
             v = getattr(self, name)
             if v is not None and len(v) != m:
                 raise bad_argument(name, f"{len(v)} rows", f"{m} (one per cloud)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import zipfile
 import zlib
 from pathlib import Path
 
@@ -37,7 +36,24 @@ from pointlens.data.formats import (  # noqa: F401  (check_finite, read_cloud_fi
     require_file,
     sample_surface,
 )
-from pointlens.errors import DataError, PointlensError, bad_argument
+from pointlens.data.formats.common import (
+    MAX_CLASSES,
+    MAX_COMPRESSION,
+    check_class_names,
+    check_declared_bytes,
+    check_label_range,
+    check_numeric_dtype,
+    check_point_shape,
+    class_names_from_array,
+    data_reader,
+    labels_from_array,
+    numeric_array,
+    open_npz,
+    read_lines,
+    reading,
+    strings_from_array,
+)
+from pointlens.errors import DataError, bad_argument
 from pointlens.utils.io import save_npz, to_json
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import check_choice, check_int
@@ -72,7 +88,16 @@ def _require_dir(path, layout: str) -> Path:
 
 
 def _read_lines(path: Path) -> list[str]:
-    return [s.strip() for s in path.read_text().splitlines() if s.strip()]
+    with reading(path, "the text file"):
+        return read_lines(path)
+
+
+def _class_names_file(path: Path) -> list[str]:
+    names = _read_lines(path)
+    if not names or len(names) > MAX_CLASSES:
+        raise DataError(f"{path}: {len(names)} class names; expected 1 to {MAX_CLASSES} (one per line)")
+    check_class_names(names, path)
+    return names
 
 
 def filter_split(ds: PointCloudDataset, split, source: str) -> PointCloudDataset:
@@ -143,6 +168,28 @@ def _h5_file_list(root: Path, split: str) -> list[Path]:
     return files
 
 
+def _h5_array(h, key: str, f: Path, kinds: str = "iuf"):
+    """``h[key]`` checked before it is read: a dataset (not a group), numeric dtype, and a declared size the
+    file can hold (its stored bytes, times the deflate bound when filters compress it)."""
+    import h5py
+
+    if key not in h:
+        raise DataError(f"{f}: no '{key}' dataset (datasets: {', '.join(list(h.keys())[:10])}); expected "
+                        f"{H5_LAYOUT}")
+    ds = h[key]
+    if not isinstance(ds, h5py.Dataset):
+        raise DataError(f"{f}: '{key}' is a {type(ds).__name__.lower()}, not a dataset; expected {H5_LAYOUT}")
+    check_numeric_dtype(ds.dtype, f, key, kinds)
+    if ds.shape is None or len(ds.shape) == 0:
+        raise DataError(f"{f}: '{key}' is a scalar or empty dataset; expected {H5_LAYOUT}")
+    stored = int(ds.id.get_storage_size())
+    filtered = ds.id.get_create_plist().get_nfilters() > 0
+    available = MAX_COMPRESSION * stored + 4096 if filtered else stored
+    check_declared_bytes(ds.shape, ds.dtype, available, f, key)
+    return ds
+
+
+@data_reader("the h5 dataset folder")
 def read_modelnet_h5(path, split="train", *, max_points: int | None = None,
                      limit: int | None = None) -> PointCloudDataset:
     """Read the ``modelnet40_ply_hdf5_2048`` folder.
@@ -164,32 +211,35 @@ def read_modelnet_h5(path, split="train", *, max_points: int | None = None,
     root = _require_dir(path, H5_LAYOUT)
     want = _want_split(split)
     names_file = root / "shape_names.txt"
-    class_names = _read_lines(names_file) if names_file.is_file() else list(MODELNET40_CLASSES)
+    class_names = _class_names_file(names_file) if names_file.is_file() else list(MODELNET40_CLASSES)
     pts, lab, nrm, names, splits = [], [], [], [], []
     total, source_points = 0, None
     for sp in ([want] if want else ["train", "test"]):
         for f in _h5_file_list(root, sp):
             if limit is not None and total >= limit:
                 break
-            try:
-                with h5py.File(f, "r") as h:
-                    for key in ("data", "label"):
-                        if key not in h:
-                            raise DataError(f"{f}: no '{key}' dataset (datasets: {', '.join(h.keys())}); "
-                                            f"expected {H5_LAYOUT}")
-                    rows = h["data"].shape[0] if limit is None else min(h["data"].shape[0], limit - total)
-                    cols = h["data"].shape[1] if max_points is None else min(h["data"].shape[1], max_points)
-                    source_points = h["data"].shape[1] if source_points is None else min(source_points,
-                                                                                        h["data"].shape[1])
-                    p = np.asarray(h["data"][:rows, :cols], dtype=np.float32)
-                    y = np.asarray(h["label"][:rows]).reshape(rows, -1)[:, 0].astype(np.int64)
-                    n = None
-                    if "normal" in h and h["normal"].shape[:2] == h["data"].shape[:2]:
-                        n = np.asarray(h["normal"][:rows, :cols], dtype=np.float32)
-            except PointlensError:
-                raise
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise DataError(f"{f}: cannot read the h5 file (truncated or corrupt?): {e}") from None
+            with reading(f, "the h5 file (truncated or corrupt?)"), h5py.File(f, "r") as h:
+                data = _h5_array(h, "data", f)
+                label = _h5_array(h, "label", f, kinds="biuf")
+                check_point_shape(data.shape, f, "data", batched=True)
+                if data.ndim != 3:
+                    raise DataError(f"{f}: 'data' has shape {data.shape}; expected (B, N, 3)")
+                if label.shape[0] != data.shape[0] or label.ndim > 2:
+                    raise DataError(f"{f}: 'label' has shape {label.shape} for {data.shape[0]} clouds; expected "
+                                    f"({data.shape[0]},), ({data.shape[0]}, 1) or one-hot ({data.shape[0]}, C)")
+                rows = data.shape[0] if limit is None else min(data.shape[0], limit - total)
+                cols = data.shape[1] if max_points is None else min(data.shape[1], max_points)
+                source_points = data.shape[1] if source_points is None else min(source_points, data.shape[1])
+                p = np.asarray(data[:rows, :cols, :3], dtype=np.float32)
+                y = labels_from_array(label[:rows], f, "label")
+                n = None
+                if "normal" in h:
+                    normal = _h5_array(h, "normal", f)
+                    if normal.shape[:2] != data.shape[:2] or normal.ndim != 3 or normal.shape[2] < 3:
+                        raise DataError(f"{f}: 'normal' has shape {normal.shape} but 'data' {data.shape}; "
+                                        "expected one (x, y, z) normal per point")
+                    n = np.asarray(normal[:rows, :cols, :3], dtype=np.float32)
+                    check_finite(n, f"{f} ('normal')")
             if p.ndim != 3 or p.shape[-1] < 3:
                 raise DataError(f"{f}: 'data' has shape {p.shape}; expected (B, N, 3)")
             check_finite(p[..., :3], f)
@@ -204,10 +254,10 @@ def read_modelnet_h5(path, split="train", *, max_points: int | None = None,
     if len({p.shape[1] for p in pts}) > 1:
         sizes = sorted({p.shape[1] for p in pts})
         raise DataError(f"{root}: h5 files hold clouds of different sizes {sizes}")
+    if len({y.ndim for y in lab}) > 1 or len({y.shape[1:] for y in lab}) > 1:
+        raise DataError(f"{root}: h5 files mix label forms (class indices and multi-hot rows)")
     labels = np.concatenate(lab)
-    if labels.min() < 0 or labels.max() >= len(class_names):
-        raise DataError(f"{root}: labels in [{labels.min()}, {labels.max()}] but {len(class_names)} "
-                        "class names")
+    check_label_range(labels, len(class_names), root)
     normals = np.concatenate(nrm) if all(n is not None for n in nrm) else None
     return PointCloudDataset(points=np.concatenate(pts), labels=labels, class_names=class_names,
                              normals=normals, names=np.array(names), split=np.array(splits),
@@ -226,6 +276,7 @@ def _txt_prefix(root: Path) -> str:
     raise DataError(f"{root / 'modelnet40_shape_names.txt'}: file not found; expected {TXT_LAYOUT}")
 
 
+@data_reader("the text dataset folder")
 def read_modelnet_txt(path, split="train", *, num_points: int | None = None, sampling: str = "first",
                       seed: int = 0, limit: int | None = None) -> PointCloudDataset:
     """Read the ``modelnet40_normal_resampled`` folder (``modelnet10_*`` lists are used when present instead).
@@ -247,7 +298,7 @@ def read_modelnet_txt(path, split="train", *, num_points: int | None = None, sam
     root = _require_dir(path, TXT_LAYOUT)
     want = _want_split(split)
     prefix = _txt_prefix(root)
-    class_names = _read_lines(root / f"{prefix}_shape_names.txt")
+    class_names = _class_names_file(root / f"{prefix}_shape_names.txt")
     lookup = {c: i for i, c in enumerate(class_names)}
     ids, splits = [], []
     for sp in ([want] if want else ["train", "test"]):
@@ -289,6 +340,7 @@ def read_modelnet_txt(path, split="train", *, num_points: int | None = None, sam
 # mesh folders
 
 
+@data_reader("the mesh folder")
 def read_meshes(path, split="train", *, num_points: int = DEFAULT_MESH_POINTS, seed: int = 0,
                 limit: int | None = None) -> PointCloudDataset:
     """Read a folder of meshes, one sub-folder per class, and sample each surface by area.
@@ -352,19 +404,35 @@ def read_meshes(path, split="train", *, num_points: int = DEFAULT_MESH_POINTS, s
 # generic npz
 
 
-def _strings(arr) -> np.ndarray:
-    a = np.asarray(arr)
-    if a.dtype.kind == "S":
-        a = np.char.decode(a, "utf-8")
-    return a.astype(str)
+def _per_point(arr, name: str, m: int, n: int, path: Path, kinds: str, trailing: tuple = ()) -> np.ndarray:
+    """A per-cloud array of the full file checked to be ``(m, n, *trailing)`` with a dtype of ``kinds``."""
+    a = numeric_array(arr, path, name, kinds)
+    want = (m, n, *trailing)
+    if a.shape != want:
+        raise DataError(f"{path}: '{name}' has shape {a.shape}; expected {want} (one value per point of "
+                        "'points')")
+    return a
 
 
+def _integral(a: np.ndarray, path: Path, name: str, minimum: int = -1) -> np.ndarray:
+    if a.dtype.kind == "f" and (not np.isfinite(a).all() or (a != np.round(a)).any()):
+        raise DataError(f"{path}: '{name}' has non-integral or non-finite values; expected integers")
+    if a.size and a.min() < minimum:
+        raise DataError(f"{path}: '{name}' has the value {int(a.min())}; expected integers >= {minimum}")
+    return a.astype(np.int64)
+
+
+@data_reader("the .npz file (truncated or corrupt?)")
 def read_npz(path, split="train", *, limit: int | None = None) -> PointCloudDataset:
     """Read a generic ``.npz`` dataset (see ``NPZ_LAYOUT``; :func:`save_dataset` writes this format).
 
-    Points are converted to float32 (float16 files are fine); channels 3..5 become ``normals`` when there is
-    no ``normals`` array. Optional arrays ``parts``, ``part_names``, ``gt_mask``, ``instance``,
-    ``instance_class``, ``names``, ``split`` and ``meta_json`` are read when present.
+    Every member's header is checked before it is read (dtype; declared size against the archive). Points must
+    be numeric ``(M, N, D)`` or ``(N, D)`` with ``3 <= D <= 16`` and are converted to float32 (float16 files
+    are fine); channels 3..5 become ``normals`` when there is no ``normals`` array. Labels are integers (or
+    exactly integral floats), or one-hot rows (converted to indices), or multi-hot rows (kept as targets).
+    The class count comes from ``class_names``/``shape_names`` or else from the labels of the WHOLE file (never
+    from the ``limit``-ed subset). Optional arrays ``parts``, ``part_names``, ``gt_mask``, ``instance``,
+    ``instance_class``, ``names``, ``split`` and ``meta_json`` are checked for shape and dtype.
 
     Args:
         path: the ``.npz`` file.
@@ -375,75 +443,95 @@ def read_npz(path, split="train", *, limit: int | None = None) -> PointCloudData
         PointCloudDataset.
 
     Raises:
-        DataError: missing, truncated or corrupt file, missing ``points``/``labels``, NaN coordinates.
+        DataError: missing, truncated or corrupt file, missing ``points``/``labels``, wrong dtypes or shapes,
+            NaN coordinates (always one line naming the file).
     """
     path = require_file(path, NPZ_LAYOUT)
     want = _want_split(split)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            for key in ("points", "labels"):
-                if key not in keys:
-                    raise DataError(f"{path}: no '{key}' array (arrays: {', '.join(sorted(keys))}); "
-                                    f"expected {NPZ_LAYOUT}")
-            split_arr = _strings(z["split"]) if "split" in keys else None
-            if want is None:
-                rows = slice(None)
-            else:
-                if split_arr is None:
-                    raise bad_argument("split", split, f"'all' (or None): {path} has no 'split' array")
-                rows = np.flatnonzero(split_arr == want)
-                if len(rows) == 0:
-                    raise DataError(f"{path}: no clouds in split '{want}' (splits present: "
-                                    f"{sorted(set(split_arr.tolist()))})")
-            if limit is not None:
-                rows = np.arange(len(z["labels"]))[rows][:limit]
-            raw = z["points"]
-            if raw.ndim == 2:
-                raw = raw[None]
-            if raw.ndim != 3 or raw.shape[-1] < 3:
-                raise DataError(f"{path}: 'points' has shape {raw.shape}; expected (M, N, D>=3)")
-            raw = raw[rows]
-            points = np.asarray(raw[..., :3], dtype=np.float32)
-            out = {"labels": np.asarray(z["labels"])[rows]}
-            if "normals" in keys:
-                out["normals"] = np.asarray(z["normals"], dtype=np.float32)[rows]
-            elif raw.shape[-1] >= 6:
-                out["normals"] = np.asarray(raw[..., 3:6], dtype=np.float32)
-            for key in ("parts", "gt_mask", "instance", "instance_class"):
-                if key in keys:
-                    out[key] = np.asarray(z[key])[rows]
-            if "names" in keys:
-                out["names"] = _strings(z["names"])[rows]
-            if split_arr is not None:
-                out["split"] = split_arr[rows]
-            if "part_names" in keys:
-                out["part_names"] = _strings(z["part_names"]).tolist()
-            name_key = next((k for k in ("class_names", "shape_names") if k in keys), None)
-            class_names = _strings(z[name_key]).tolist() if name_key else None
-            cached = json.loads(str(z["meta_json"])) if "meta_json" in keys else None
-    except PointlensError:
-        raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"{path}: cannot read the .npz file (truncated or corrupt?): "
-                        f"{type(e).__name__}: {e}") from None
+    with open_npz(path) as z:
+        keys = set(z.files)
+        for key in ("points", "labels"):
+            if key not in keys:
+                raise DataError(f"{path}: no '{key}' array (arrays: {', '.join(sorted(keys))}); "
+                                f"expected {NPZ_LAYOUT}")
+        raw = numeric_array(z["points"], path, "points")
+        check_point_shape(raw.shape, path)
+        if raw.ndim == 2:
+            raw = raw[None]
+        m, n = raw.shape[:2]
+        all_labels = labels_from_array(z["labels"], path)
+        if len(all_labels) != m:
+            raise DataError(f"{path}: {len(all_labels)} labels for {m} clouds; expected one label per cloud")
+        name_key = next((k for k in ("class_names", "shape_names") if k in keys), None)
+        if name_key:
+            class_names = class_names_from_array(z[name_key], path, name_key)
+        elif all_labels.ndim == 2:
+            class_names = [f"class_{i}" for i in range(all_labels.shape[1])]
+        else:  # from the labels of the whole file, never from a limited subset
+            class_names = [f"class_{i}" for i in range(int(all_labels.max()) + 1 if all_labels.size else 0)]
+        check_label_range(all_labels, len(class_names), path)
+        split_arr = None
+        if "split" in keys:
+            split_arr = np.array(strings_from_array(z["split"], path, "split"), dtype=str)
+            if len(split_arr) != m:
+                raise DataError(f"{path}: 'split' has {len(split_arr)} entries for {m} clouds")
+        if want is None:
+            rows = np.arange(m)
+        else:
+            if split_arr is None:
+                raise bad_argument("split", split, f"'all' (or None): {path} has no 'split' array")
+            rows = np.flatnonzero(split_arr == want)
+            if len(rows) == 0:
+                raise DataError(f"{path}: no clouds in split '{want}' (splits present: "
+                                f"{sorted(set(split_arr.tolist()))})")
+        if limit is not None:
+            rows = rows[:limit]
+        raw = raw[rows]
+        points = np.asarray(raw[..., :3], dtype=np.float32)
+        out = {"labels": all_labels[rows]}
+        if "normals" in keys:
+            out["normals"] = _per_point(z["normals"], "normals", m, n, path, "iuf", (3,))[rows].astype(np.float32)
+        elif raw.shape[-1] >= 6:
+            out["normals"] = np.asarray(raw[..., 3:6], dtype=np.float32)
+        if "normals" in out:
+            check_finite(out["normals"], f"{path} ('normals')")
+        if "parts" in keys:
+            out["parts"] = _integral(_per_point(z["parts"], "parts", m, n, path, "iuf")[rows], path, "parts")
+        if "gt_mask" in keys:
+            mask = _per_point(z["gt_mask"], "gt_mask", m, n, path, "biuf")[rows]
+            if not np.isin(mask, (0, 1)).all():
+                raise DataError(f"{path}: 'gt_mask' has values other than 0/1 (or NaN); expected a boolean mask")
+            out["gt_mask"] = mask.astype(bool)
+        if "instance" in keys:
+            out["instance"] = _integral(_per_point(z["instance"], "instance", m, n, path, "iuf")[rows], path,
+                                        "instance")
+        if "instance_class" in keys:
+            ic = numeric_array(z["instance_class"], path, "instance_class")
+            if ic.ndim != 2 or len(ic) != m:
+                raise DataError(f"{path}: 'instance_class' has shape {ic.shape}; expected ({m}, K)")
+            out["instance_class"] = _integral(ic[rows], path, "instance_class")
+        if "names" in keys:
+            names = np.array(strings_from_array(z["names"], path, "names"), dtype=str)
+            if len(names) != m:
+                raise DataError(f"{path}: 'names' has {len(names)} entries for {m} clouds")
+            out["names"] = names[rows]
+        if split_arr is not None:
+            out["split"] = split_arr[rows]
+        if "part_names" in keys:
+            out["part_names"] = strings_from_array(z["part_names"], path, "part_names")
+        cached = None
+        if "meta_json" in keys:
+            mj = z["meta_json"]
+            if mj.dtype.kind not in "US" or mj.ndim != 0:
+                raise DataError(f"{path}: 'meta_json' is not one JSON string")
+            cached = json.loads(str(mj))
     check_finite(points, path)
-    labels = out.pop("labels")
-    if labels.ndim == 1:
-        labels = labels.astype(np.int64)
-    if class_names is None:
-        count = labels.shape[1] if labels.ndim == 2 else int(labels.max()) + 1 if labels.size else 0
-        class_names = [f"class_{i}" for i in range(count)]
-    if labels.ndim == 1 and labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
-        raise DataError(f"{path}: labels in [{labels.min()}, {labels.max()}] but {len(class_names)} "
-                        "class names")
-    if "gt_mask" in out:
-        out["gt_mask"] = out["gt_mask"].astype(bool)
-    meta = {"reader": "npz", "path": str(path), "source_points": int(points.shape[1])}
+    meta = {"reader": "npz", "path": str(path), "source_points": int(n)}
     if cached is not None:
         meta["cached_meta"] = cached
     try:
-        return PointCloudDataset(points=points, labels=labels, class_names=class_names, meta=meta, **out)
+        return PointCloudDataset(points=points, labels=out.pop("labels"), class_names=class_names, meta=meta,
+                                 **out)
     except ValueError as e:
         raise DataError(f"{path}: inconsistent arrays: {e}") from None
 

@@ -133,6 +133,36 @@ class PointNet(PointClassifier):
                 x = apply_transform(x, m)
         return x
 
+    point_chunk = 8192
+    """Inference without gradients on clouds of more points than this pools chunk by chunk (same logits)."""
+
+    def chunkable(self) -> bool:
+        """True when the per-point features may be computed over chunks of points: no T-Net, eval mode, and no
+        hook on any layer (a hook expects the whole cloud's features)."""
+        from torch.nn.modules import module as _module
+
+        if not self.pointwise_until_pool or self.training:
+            return False
+        if _module._global_forward_hooks or _module._global_forward_pre_hooks:
+            return False
+        return not any(m._forward_hooks or m._forward_pre_hooks for m in self.modules())
+
+    def forward(self, points) -> torch.Tensor:
+        """Classify clouds. Shapes: ``(B, N, 3)`` -> logits ``(B, num_classes)``.
+
+        Without gradients, in eval mode and without T-Nets, a cloud of more than :attr:`point_chunk` points is
+        pooled chunk by chunk (the max of the chunks' maxima is the max): memory ``O(point_chunk * C)`` instead of
+        ``O(N * C)``, the same logits.
+        """
+        x = self.check_input(points)
+        if x.shape[1] <= self.point_chunk or torch.is_grad_enabled() or not self.chunkable():
+            return self.forward_head(self.forward_features(x))
+        pooled = None
+        for s in range(0, x.shape[1], self.point_chunk):
+            v = self.forward_features(x[:, s:s + self.point_chunk]).max(dim=2).values
+            pooled = v if pooled is None else torch.maximum(pooled, v)
+        return self.head(pooled)
+
     def regularization_loss(self) -> torch.Tensor:
         """Orthogonality loss of the last forward's feature transform ``A``: batch mean of
         ``||I - A A^T||_F^2`` (0 without a feature T-Net or before any forward). Shape: scalar.

@@ -1,7 +1,10 @@
 """Atomic writes and run folders.
 
 Every result file is written to a temporary file in the same folder and renamed over the target, so no command
-ever leaves a half-written result behind.
+ever leaves a half-written result behind. The temporary file is named ``.<target>.<pid>.<random>.tmp`` (hidden,
+never matching a result's name or suffix); one left by a process killed mid-write (SIGKILL, power loss) is removed
+by the next write of the same target and by every :class:`RunFolder` opened on the folder
+(:func:`remove_stale_tmp`), once the process that wrote it is gone.
 """
 
 from __future__ import annotations
@@ -10,8 +13,10 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,13 +26,75 @@ import torch
 
 from pointlens.errors import DataError
 
+_TMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+STALE_TMP_SECONDS = 24 * 3600
+"""A temporary file this old is stale even when its pid now belongs to another live process."""
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists, owned by someone else
+    return True
+
+
+def remove_stale_tmp(folder, target: str | None = None) -> list[Path]:
+    """Delete temporary files of interrupted atomic writes in ``folder`` (only those of ``target`` when given).
+
+    A file ``.<name>.<pid>.<random>.tmp`` is stale when process ``pid`` no longer exists (or the file is older
+    than :data:`STALE_TMP_SECONDS`); files of live writers are left alone. Files of the older naming without
+    a pid (``.<name>.<random>.tmp``) are stale after 10 minutes.
+
+    Returns:
+        the paths removed.
+    """
+    folder = Path(folder)
+    pattern = f".{glob_escape(target)}.*.tmp" if target else ".*.tmp"
+    removed = []
+    now = time.time()
+    try:
+        candidates = list(folder.glob(pattern))
+    except OSError:
+        return removed
+    for p in candidates:
+        try:
+            age = now - p.stat().st_mtime
+        except OSError:
+            continue
+        m = _TMP_NAME.match(p.name)
+        if m is not None and (target is None or m["target"] == target):
+            stale = not _pid_alive(int(m["pid"])) or age > STALE_TMP_SECONDS
+        else:
+            stale = age > 600
+        if stale:
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob metacharacters escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", name)
+
 
 @contextmanager
 def atomic_open(path, mode: str = "wb"):
-    """Open a temporary file beside ``path``; on success rename it over ``path``, on error delete it."""
+    """Open a temporary file beside ``path``; on success rename it over ``path``, on error delete it.
+
+    Stale temporary files of earlier interrupted writes of ``path`` are removed first.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_tmp(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -139,6 +206,7 @@ class RunFolder:
     def __init__(self, path, command: str, config: dict | None = None, seed: int | None = None):
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
+        self.removed_tmp = remove_stale_tmp(self.path)  # left by an interrupted earlier run; never results
         self.command = command
         self.config = dict(config or {})
         self.seed = seed

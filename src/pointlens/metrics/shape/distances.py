@@ -117,6 +117,88 @@ def _nn_index_torch(a: torch.Tensor, b: torch.Tensor, memory_budget: int) -> tor
         return out
 
 
+GRID_MIN_PAIRS = 1_000_000
+"""The torch backend uses the exact grid search (:func:`_nn_index_grid`) when ``N * M`` is at least this."""
+GRID_POINTS_PER_CELL = 2
+GRID_MAX_CELL = 128
+"""A cell holding more points than this (clustered or duplicated points) sends the pair to brute force."""
+_OFFSETS = [(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)]
+
+
+def _grid_nn(q: torch.Tensor, p: torch.Tensor, memory_budget: int) -> torch.Tensor:
+    """Nearest point of ``p (M, 3)`` for each point of ``q (N, 3)``: exact, with a uniform grid in torch.
+
+    ``p`` is bucketed into cubic cells (side ``h``, about :data:`GRID_POINTS_PER_CELL` points per occupied cell,
+    found by sorting linear cell keys; no dense grid is allocated). Each query scans the 27 cells around its own;
+    the best candidate is certainly the nearest point when its distance is below ``h`` (every point outside the
+    3x3x3 block is at least ``h`` away). Queries without such a certificate (far outside ``p``'s box, sparse
+    regions) are solved by the brute-force path, so the result is exact. Ties go to the lower index, as
+    ``argmin`` does. Memory ``O(N + M)``; time ``O((N + M) log M + 27 N * points per cell)``.
+    """
+    n, m = q.shape[0], p.shape[0]
+    lo = p.amin(0)
+    ext = (p.amax(0) - lo).clamp_min(1e-9)
+    h = float((ext.prod() / m * GRID_POINTS_PER_CELL) ** (1 / 3))
+    for _ in range(4):  # surfaces fill few cells of their box: shrink h until occupied cells hold ~the target
+        h = max(h, float(ext.max()) / 2**20)
+        cells = torch.floor((p - lo) / h).long() + 2  # a margin of 2 empty cells: neighbours never leave the grid
+        dims = cells.amax(0) + 3
+        keys = (cells[:, 0] * dims[1] + cells[:, 1]) * dims[2] + cells[:, 2]
+        occupied = torch.unique(keys).numel()
+        per_cell = m / occupied
+        if per_cell <= 2 * GRID_POINTS_PER_CELL:
+            break
+        h *= (GRID_POINTS_PER_CELL / per_cell) ** 0.5
+    sorted_keys, order = keys.sort(stable=True)
+    total_cells = int(dims.prod())
+    counts = torch.bincount(sorted_keys, minlength=total_cells) if total_cells <= 2**25 else None
+    if int(counts.max() if counts is not None else torch.unique_consecutive(sorted_keys, return_counts=True)[1].max()) \
+            > GRID_MAX_CELL:
+        return _nn_index_torch(q[None], p[None], memory_budget)[0]  # clustered/duplicated points: brute force
+    table = torch.cumsum(counts, 0) - counts if counts is not None else None  # first sorted point of each cell
+    ps = p[order]
+    offsets = torch.tensor(_OFFSETS, device=q.device)
+    key_offsets = (offsets[:, 0] * dims[1] + offsets[:, 1]) * dims[2] + offsets[:, 2]  # (27,)
+    best_d = torch.empty(n, device=q.device, dtype=q.dtype)
+    best_i = torch.empty(n, device=q.device, dtype=torch.long)
+    # candidates per query <= 27 * GRID_MAX_CELL; chunks of queries keep the flat candidate arrays ~ 4M long
+    rows = max(1, min(n, 4_000_000 // (27 * 4 * GRID_POINTS_PER_CELL)))
+    upper = dims - 2
+    for s0 in range(0, n, rows):
+        qc = q[s0:s0 + rows]
+        cq = torch.floor((qc - lo) / h).long().add_(2)
+        cq = torch.minimum(torch.maximum(cq, torch.ones_like(cq)), upper)  # far queries: no certificate below
+        key = (((cq[:, 0] * dims[1] + cq[:, 1]) * dims[2] + cq[:, 2])[:, None] + key_offsets).reshape(-1)
+        if table is not None:
+            start, count = table.index_select(0, key), counts.index_select(0, key)
+        else:
+            start = torch.searchsorted(sorted_keys, key)
+            count = torch.searchsorted(sorted_keys, key, right=True) - start
+        seg = torch.repeat_interleave(torch.arange(key.numel(), device=q.device), count)
+        first = torch.cumsum(count, 0) - count
+        pos = (start - first).index_select(0, seg).add_(torch.arange(seg.numel(), device=q.device))
+        qi = torch.div(seg, 27, rounding_mode="floor")
+        diff = qc.index_select(0, qi).sub_(ps.index_select(0, pos))
+        d = diff.mul_(diff).sum(-1)
+        inf = torch.full((qc.shape[0],), float("inf"), device=q.device, dtype=q.dtype)
+        mind = inf.scatter_reduce(0, qi, d, "amin")
+        at_min = d == mind.index_select(0, qi)
+        cand = order.index_select(0, pos)
+        none = torch.full((qc.shape[0],), m, device=q.device, dtype=torch.long)
+        best_d[s0:s0 + rows] = mind
+        best_i[s0:s0 + rows] = none.scatter_reduce(0, qi[at_min], cand[at_min], "amin")
+    unsure = torch.nonzero(~(best_d < h * h)).squeeze(1)
+    if unsure.numel():
+        best_i[unsure] = _nn_index_torch(q[unsure][None], p[None], memory_budget)[0]
+    return best_i
+
+
+def _nn_index_grid(a: torch.Tensor, b: torch.Tensor, memory_budget: int) -> torch.Tensor:
+    """:func:`_grid_nn` for every cloud pair: ``a (B, N, 3)``, ``b (B, M, 3)`` -> ``(B, N)`` long."""
+    with torch.no_grad():
+        return torch.stack([_grid_nn(a[i].detach(), b[i].detach(), memory_budget) for i in range(a.shape[0])])
+
+
 def _nn_index_kdtree(a: torch.Tensor, b: torch.Tensor, workers: int) -> torch.Tensor:
     """Same as :func:`_nn_index_torch` with ``scipy.spatial.cKDTree`` (float64, CPU)."""
     from scipy.spatial import cKDTree
@@ -140,6 +222,8 @@ def _nn_batched(a: torch.Tensor, b: torch.Tensor, backend: str, memory_budget: i
     kind = _choose_backend(backend, a.device, a.shape[1], b.shape[1])
     if kind == "kdtree":
         idx = _nn_index_kdtree(a, b, workers)
+    elif a.shape[1] * b.shape[1] >= GRID_MIN_PAIRS:
+        idx = _nn_index_grid(a, b, memory_budget)
     else:
         idx = _nn_index_torch(a, b, memory_budget)
     nearest = torch.gather(b, 1, idx.unsqueeze(-1).expand(-1, -1, b.shape[-1]))
