@@ -2,7 +2,8 @@
 
 One entry point, :func:`maximize`, optimises ``samples`` clouds for one target class as ONE batch (the model is
 in eval mode, so batch norm uses its running statistics and every sample's optimisation is independent of the
-others'; a batch of 8 gives the same clouds as 8 single calls with the same initial clouds).
+others'; with ``init="noise"`` sample ``i`` starts from the same cloud whatever ``samples`` is, so the first
+sample of a batch of 8 equals the sample of a call with ``samples=1``, up to float rounding).
 
 Objectives (minimised; ``t`` = target, ``f_t`` = its logit, ``x`` = the cloud ``(N, 3)``):
 
@@ -172,10 +173,12 @@ def _init_points(opts: dict, target: int, s: int, n: int, g: torch.Generator, lo
     if init == "noise":
         # uniform in the ball inscribed in the data box (its centre, its smallest half-side)
         centre, radius = (lo + hi).cpu() / 2, float(((hi - lo) / 2).min())
-        v = torch.randn(s, n, 3, generator=g)
-        v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-        r = torch.rand(s, n, 1, generator=g) ** (1 / 3)
-        return centre + radius * r * v
+        out = []
+        for _ in range(s):  # sample by sample: sample i starts the same whatever the batch size
+            v = torch.randn(n, 3, generator=g)
+            v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+            out.append(centre + radius * torch.rand(n, 1, generator=g) ** (1 / 3) * v)
+        return torch.stack(out)
     real = _class_data(opts, target, True, f"init={init!r}").cpu().float()
     if real.shape[1] != n:
         idx = torch.stack([torch.randperm(real.shape[1], generator=g)[:n] for _ in range(len(real))]) \
