@@ -27,7 +27,7 @@ from pointlens.models.hooks import preserve_model_state
 from pointlens.stats import bootstrap_mean_ci
 from pointlens.utils.progress import progress
 
-__all__ = ["AMSanityStep", "AMSanityResult", "am_randomisation", "own_success"]
+__all__ = ["AMSanityStep", "AMSanityResult", "am_randomisation", "own_success", "paired_ratio"]
 
 GenerateFn = Callable[[nn.Module], AMResult]
 """``generate(model) -> AMResult``: run one AM method on ``model`` with fixed seeds and options."""
@@ -86,7 +86,7 @@ class AMSanityResult:
 
 
 def am_randomisation(model: nn.Module, generate: GenerateFn, *, layers=None, seed: int = 0,
-                     max_steps: int | None = None) -> AMSanityResult:
+                     max_steps: int | None = None, at=None) -> AMSanityResult:
     """Cascading model randomisation of an AM method.
 
     Args:
@@ -99,6 +99,9 @@ def am_randomisation(model: nn.Module, generate: GenerateFn, *, layers=None, see
         seed: step ``i`` re-initialises with seed ``seed + i`` (as :func:`~pointlens.metrics.sanity.
             model_randomisation`).
         max_steps: stop after this many groups (default all: full randomisation at the last step).
+        at: 1-based step numbers at which to regenerate (default every step); the groups in between are still
+            randomised (cascading), only not regenerated, which saves time on deep models. The last step is
+            always included.
 
     Returns:
         :class:`AMSanityResult`; ``.curve()`` gives the moved-Chamfer curve.
@@ -113,10 +116,13 @@ def am_randomisation(model: nn.Module, generate: GenerateFn, *, layers=None, see
     if not isinstance(original, AMResult):
         raise bad_argument("generate", f"a callable returning {type(original).__name__}", "an AMResult")
     result = AMSanityResult(original, own_success(work, original.clouds, original.target))
+    wanted = set(range(1, len(groups) + 1)) if at is None else {int(a) for a in at} | {len(groups)}
     done: list[str] = []
     for i, grp in enumerate(progress(groups, desc="AM cascading randomisation")):
         randomise_layers_(work, grp.modules, seed=seed + i + 1)
         done += [m for m in grp.modules if m not in done]
+        if i + 1 not in wanted:
+            continue
         state = {k: v.detach().clone() for k, v in work.state_dict().items()}
         res = generate(work)
         work.load_state_dict(state)  # nothing generate does may leak into the next step
@@ -124,3 +130,22 @@ def am_randomisation(model: nn.Module, generate: GenerateFn, *, layers=None, see
         result.steps.append(AMSanityStep(grp.name, tuple(done), res.clouds, moved,
                                          own_success(work, res.clouds, res.target)))
     return result
+
+
+def paired_ratio(a, b, *, level: float = 0.95, seed: int = 0) -> dict:
+    """Mean of the per-sample ratios ``a_j / b_j`` (samples paired by class and seed) with its percentile
+    bootstrap interval over samples (:func:`pointlens.stats.bootstrap_mean_ci`).
+
+    Returns:
+        ``{"ratio", "low", "high", "n"}``; pairs with ``b_j = 0`` are left out.
+    """
+    import numpy as np
+
+    a = np.asarray(a, dtype=np.float64).reshape(-1)
+    b = np.asarray(b, dtype=np.float64).reshape(-1)
+    if a.shape != b.shape:
+        raise bad_argument("b", f"{b.size} values", f"{a.size} (one per sample of a)")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(b > 0, a / b, np.nan)
+    m, lo, hi, n = bootstrap_mean_ci(r, level=level, seed=seed)
+    return {"ratio": m, "low": lo, "high": hi, "n": n}
