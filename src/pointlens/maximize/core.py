@@ -40,10 +40,10 @@ __all__ = ["AMResult", "DEFAULTS", "METHODS", "maximize", "class_medoid", "conti
 METHODS = ("naive", "generative", "flow")
 
 DEFAULTS = {
-    "naive": dict(steps=300, lr=0.01, init="noise", l2=0.0, continuity=0.0, bounds=10.0, knn=8),
-    "flow": dict(steps=300, lr=0.01, init="noise", flow=1.0, continuity=10.0, bounds=10.0, knn=8,
+    "naive": dict(steps=200, lr=0.01, init="noise", l2=0.0, continuity=0.0, bounds=10.0, knn=8),
+    "flow": dict(steps=200, lr=0.01, init="noise", flow=1.0, continuity=10.0, bounds=10.0, knn=8,
                  std_floor=0.1),
-    "generative": dict(steps=300, lr=0.01, init="mean", prior=0.0, init_noise=0.5),
+    "generative": dict(steps=200, lr=0.01, init="mean", prior=0.0, init_noise=0.5),
 }
 """Default options per method (see docs/maximize.md for why)."""
 
