@@ -125,7 +125,11 @@ def ensure_autoencoder(points: int, quick: bool, data: str = "shapeparts", name:
     if quick:
         args[3] = "shapeparts:n=200"
     done = folder / "history.json"
-    cli(args, reuse=folder / "metrics.json" if (folder / "metrics.json").is_file() else None)
+    have = len(json.loads(done.read_text())) if done.is_file() else 0
+    if (folder / "autoencoder.pt").is_file() and have < int(args[args.index("--epochs") + 1]):
+        cli(args + ["--resume"])        # an interrupted run continues where it stopped
+    elif not (folder / "autoencoder.pt").is_file():
+        cli(args)
     secs = sum(h["seconds"] for h in json.loads(done.read_text())) if done.is_file() else float("nan")
     return folder, shown(args), secs
 

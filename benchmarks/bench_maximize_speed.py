@@ -67,7 +67,8 @@ def run(quick: bool = False) -> str:
     lines += [f"Autoencoder on ShapeParts (`{ae_cmd}`): {len(hist)} epochs, {ae_secs:.0f} s of training in all.",
               "", "| epoch | seconds | train Chamfer loss | test Chamfer loss |", "|---|---|---|---|"]
     for h in hist:
-        lines.append(f"| {h['epoch']} | {h['seconds']:.0f} | {h['loss']:.5f} | {h.get('test_loss', float('nan')):.5f} |")
+        test = h.get("test_loss", float("nan"))
+        lines.append(f"| {h['epoch']} | {h['seconds']:.0f} | {h['loss']:.5f} | {test:.5f} |")
     # one epoch timed now, under this run's load
     from pointlens.maximize.autoencoder import AEConfig, train_autoencoder
 
