@@ -236,7 +236,7 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
     dev = model_device(model)
     with preserve_model_state(model), torch.no_grad():
         model.eval()
-        probe = model(torch.zeros(1, max(n, 32), 3, device=dev).uniform_(-0.5, 0.5))
+        probe = model((torch.rand(1, max(n, 32), 3, generator=generator(0)) - 0.5).to(dev))  # global RNG untouched
     k = probe.shape[1]
     if isinstance(target, torch.Tensor):
         target = int(target.reshape(-1)[0]) if target.numel() == 1 else target
