@@ -72,7 +72,7 @@ def run(quick: bool = False) -> str:
               "| class | Chamfer naive | Chamfer flow | ratio | FID naive | FID flow | ratio |",
               "|---|---|---|---|---|---|---|", *ratio_rows(table), ""]
     sfolder = OUT / ("quick_sanity_real" if quick else "sanity_real")
-    sargs = ["maximize", *common, "--sanity", "--sanity-steps", "3", "--out", str(sfolder), "--quiet", "--json"]
+    sargs = ["maximize", *common, "--sanity", "--sanity-steps", "2", "--out", str(sfolder), "--quiet", "--json"]
     _, secs = cli(sargs, reuse=sfolder / "sanity_details.json")
     rows, ratios = sanity_rows(sfolder)
     lines += [f"Sanity check: `{shown(sargs)}` ({secs:.0f} s)", "",
