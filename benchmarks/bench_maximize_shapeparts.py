@@ -180,6 +180,9 @@ def run(quick: bool = False) -> str:
                   "Naive over FlowAM, per class (the paper claims >= 2 for both):", "",
                   "| class | Chamfer naive | Chamfer flow | ratio | FID naive | FID flow | ratio |",
                   "|---|---|---|---|---|---|---|", *ratio_rows(table), ""]
+        if model not in os.environ.get("POINTLENS_BENCH_SANITY_MODELS", ",".join(PLAN)).split(","):
+            lines += [f"Sanity check ({model}): not run in this measurement.", ""]
+            continue
         sfolder = OUT / (f"quick_sanity_{model}" if quick else f"sanity_{model}")
         sargs = ["maximize", "--checkpoint", str(ck), "--data", "shapeparts:n=200" if quick else "shapeparts",
                  "--points", str(points), "--method", methods, "--samples", str(samples), "--steps", str(steps),
