@@ -38,7 +38,9 @@ def run(quick: bool = False) -> str:
         return f"{title}\n\nSkipped: ../shared/data is not available."
     samples, steps = (2, 5) if quick else (SAMPLES, STEPS)
     data = f"npz:{NPZ}"
-    lines = [title, "", f"Load average at start {load_note()}; {samples} samples per class, {steps} Adam steps "
+    lines = [title, "", f"Load average when this section was assembled {load_note()} (run folders made earlier are "
+             "reused: those of 2026-12-04 were made 04:44-05:12 UTC at load 13-16); "
+             f"{samples} samples per class, {steps} Adam steps "
              "(lr 0.01), default weights of docs/maximize.md; real instances, activation flows and the autoencoder "
              "from the subset's train split (airplane 626, bench 173 train shapes).", ""]
     ref = OUT / ("quick_ref_real" if quick else "ref_real")
