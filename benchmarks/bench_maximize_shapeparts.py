@@ -199,6 +199,9 @@ def run(quick: bool = False) -> str:
                   "[95% CI over samples] | success (random model) |", "|---|---|---|---|---|", *rows, "",
                   "| ratio of moved Chamfer at full randomisation (paired by class and seed) | mean [95% CI] | n |",
                   "|---|---|---|", *ratios, ""]
+        if "generative" not in methods:
+            lines += [f"Generative AM not run for {model}: the autoencoder decodes {pts_pn} points and this model runs "
+                      f"at {points} (an autoencoder per point count would be needed).", ""]
     lines += ["Commands run (classifiers):", "", *[f"- `{c}`" for c in cmds], ""]
     for model, ck in ckpts.items():
         hist = json.loads((ck.parent / "history.json").read_text())
