@@ -24,6 +24,8 @@ COMMANDS = [
     "metrics",
     "recon",
     "benchmark",
+    "maximize",
+    "autoencoder",
     "explainer",
     "report",
 ]

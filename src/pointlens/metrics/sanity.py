@@ -133,7 +133,9 @@ def randomisation_layers(model: nn.Module) -> list[LayerGroup]:
     return [LayerGroup(g[0] or "<root>", tuple(g)) for g in reversed(groups)]
 
 
-def _resolve_layers(model: nn.Module, layers) -> list[LayerGroup]:
+def resolve_layers(model: nn.Module, layers) -> list[LayerGroup]:
+    """The layer groups to randomise, top (logits) first: ``randomisation_layers(model)`` when ``layers`` is None,
+    else the named layers/groups checked against the model (shared by the explanation and the AM sanity checks)."""
     if layers is None:
         return randomisation_layers(model)
     if isinstance(layers, (str, LayerGroup)) or not isinstance(layers, Sequence) or len(layers) == 0:
@@ -353,7 +355,7 @@ def model_randomisation(model: nn.Module, points, explain: ExplainFn, target=Non
     n = pts.shape[1]
     k = max(1, round(0.1 * n)) if k is None else check_int("k", k, minimum=1, maximum=n)
     work = copy.deepcopy(model)
-    groups = _resolve_layers(work, layers)
+    groups = resolve_layers(work, layers)
     logits = model_outputs(work, pts)
     t = as_target(target, pts.shape[0], logits.shape[1])
     t = logits.argmax(1) if t is None else t.to(pts.device)

@@ -144,7 +144,7 @@ def markdown(summaries: dict) -> str:
     return "\n".join(out)
 
 
-def _save_figure(fig, path) -> None:
+def save_figure(fig, path) -> None:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     with atomic_open(path, "wb") as f:
@@ -175,7 +175,7 @@ def plot_per_class(summary: dict, path) -> None:
         ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     axes[0, 0].legend(fontsize=8, ncol=len(METHODS))
     axes[0, 0].set_title(f"{summary['frame']}-centred: per-class mean scores")
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
@@ -195,7 +195,7 @@ def plot_distributions(result: FrameResult, path) -> None:
         ax.set_ylabel("test shapes")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{result.frame}-centred: score distributions")
-    _save_figure(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 

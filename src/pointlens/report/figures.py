@@ -93,7 +93,8 @@ def score_colors(scores, scale: str = "minmax", cmap: str = "viridis", vmin: flo
     return matplotlib.colormaps[cmap](t)
 
 
-def _save_figure(fig: Figure, path, dpi: int) -> Path:
+def save_figure(fig: Figure, path, dpi: int) -> Path:
+    """Write a matplotlib ``Figure`` as PNG to ``path`` atomically (the one PNG writer of pointlens)."""
     buf = io.BytesIO()
     FigureCanvasAgg(fig)
     fig.savefig(buf, format="png", dpi=dpi)
@@ -205,7 +206,7 @@ def render_clouds(points, scores=None, path="clouds.png", titles: Sequence[str] 
         cb = fig.colorbar(ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), cax=cax)
         cb.set_label(label, fontsize=8)
         cb.ax.tick_params(labelsize=7)
-    return _save_figure(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 def plot_curves(curves: Mapping[str, Mapping], path, title: str = "Accuracy while dropping points", *,
@@ -257,7 +258,7 @@ def plot_curves(curves: Mapping[str, Mapping], path, title: str = "Accuracy whil
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     fig.tight_layout()
-    return _save_figure(fig, path, dpi)
+    return save_figure(fig, path, dpi)
 
 
 # --------------------------------------------------------------------------------------------- benchmark
@@ -307,7 +308,7 @@ def plot_heatmap(table: dict, path) -> Path:
             )
     ax.set_title("explanation benchmark (green = best in column; ✗ = fails sanity)", fontsize=9)
     fig.tight_layout()
-    return _save_figure(fig, path, 100)
+    return save_figure(fig, path, 100)
 
 
 def plot_randomisation_curves(curves: dict, path, threshold: float = 0.5) -> Path:
@@ -339,7 +340,7 @@ def plot_randomisation_curves(curves: dict, path, threshold: float = 0.5) -> Pat
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save_figure(fig, path, 100)
+    return save_figure(fig, path, 100)
 
 
 # ------------------------------------------------------------------------------------------ model card
@@ -383,7 +384,7 @@ def plot_confusion(confusion, class_names: Sequence[str], path, *, title: str = 
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).set_label("share of the true class", fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save_figure(fig, path, check_int("dpi", dpi, minimum=10))
+    return save_figure(fig, path, check_int("dpi", dpi, minimum=10))
 
 
 def plot_training_curves(history: Sequence[Mapping], path, *, dpi: int = 200) -> Path:
@@ -419,4 +420,4 @@ def plot_training_curves(history: Sequence[Mapping], path, *, dpi: int = 200) ->
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    return _save_figure(fig, path, check_int("dpi", dpi, minimum=10))
+    return save_figure(fig, path, check_int("dpi", dpi, minimum=10))

@@ -1,0 +1,74 @@
+"""Issue 11, line 4: speed of activation maximisation on the 2-core CPU.
+
+* one FlowAM sample (1,024 points, the ShapeParts PointNet, default 200 steps) must take <= 60 s, and a batch of 8
+  samples <= 3x the time of one (samples are optimised as one batch); naive AM beside it for scale;
+* the point autoencoder's training on ShapeParts (<= 15 min): the seconds per epoch and the test Chamfer loss per
+  epoch of the run folder trained by bench_maximize_shapeparts (`pointlens autoencoder train`).
+Single and batched runs are measured side by side (alternating; best of POINTLENS_BENCH_REPS runs, default 1) under
+the same load.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_maximize_shapeparts import OUT, ensure_autoencoder, ensure_classifier, load_note  # noqa: E402
+
+REPS = int(os.environ.get("POINTLENS_BENCH_REPS", "1"))  # 1: the shared machine ran at load 13-16
+
+
+def run(quick: bool = False) -> str:
+    import numpy as np
+    import torch
+
+    from pointlens.data import load_dataset
+    from pointlens.maximize import collect_flow, maximize
+    from pointlens.models import load_checkpoint
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    load0 = load_note()
+    ck, _ = ensure_classifier("pointnet", quick)
+    model = load_checkpoint(ck).model.eval()
+    n = 256 if quick else 1024
+    data = load_dataset("shapeparts:n=200" if quick else "shapeparts", split="train", num_points=n)
+    pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels.astype(np.int64))
+    keep = torch.cat([torch.nonzero(lab == c).reshape(-1)[:64] for c in range(data.num_classes)])
+    t0 = time.perf_counter()
+    stats = collect_flow(model, pts[keep], lab[keep], num_classes=data.num_classes)
+    t_flow = time.perf_counter() - t0
+    steps = 5 if quick else 200
+    times = {}
+    for rep in range(1 if quick else REPS):
+        for method in ("flow", "naive"):
+            for s in (1, 8):
+                extra = {"flow_stats": stats} if method == "flow" else {}
+                t0 = time.perf_counter()
+                maximize(model, 0, method, samples=s, steps=steps, seed=rep, points=n, data=pts, data_labels=lab,
+                         **extra)
+                dt = time.perf_counter() - t0
+                times[(method, s)] = min(times.get((method, s), float("inf")), dt)
+    lines = ["## Activation maximisation speed (issue 11, line 4)", "",
+             f"ShapeParts PointNet (`{ck.relative_to(OUT.parents[1])}`), {n} points, {steps} Adam steps, "
+             f"{torch.get_num_threads()} torch threads; load average before {load0}, after {load_note()}. "
+             f"Best of {REPS} run(s) each, single and batched alternating.", "",
+             "| method | 1 sample (s) | batch of 8 (s) | batch / single | per sample in the batch (s) |",
+             "|---|---|---|---|---|"]
+    for method in ("flow", "naive"):
+        a, b = times[(method, 1)], times[(method, 8)]
+        lines.append(f"| {method} | {a:.1f} | {b:.1f} | {b / a:.2f} | {b / 8:.1f} |")
+    lines += ["", f"Activation flows (64 real instances per class, {data.num_classes} classes, 7 layers), collected "
+              f"once: {t_flow:.1f} s.", ""]
+    ae_dir, ae_cmd, ae_secs = ensure_autoencoder(n, quick)
+    hist = json.loads((ae_dir / "history.json").read_text())
+    lines += [f"Autoencoder on ShapeParts (`{ae_cmd}`): {len(hist)} epochs, {ae_secs:.0f} s of training in all.",
+              "", "| epoch | seconds | train Chamfer loss | test Chamfer loss |", "|---|---|---|---|"]
+    for h in hist:
+        test = h.get("test_loss", float("nan"))
+        lines.append(f"| {h['epoch']} | {h['seconds']:.0f} | {h['loss']:.5f} | {test:.5f} |")
+    return "\n".join(lines)
