@@ -26,6 +26,7 @@ from pointlens.explainer.network import create_explainer_network
 from pointlens.explainer.objective import OBJECTIVES, ObjectiveWeights, RTISWeights
 from pointlens.explainer.points import PointModality
 from pointlens.models.hooks import preserve_model_state
+from pointlens.training.train import config_diff
 from pointlens.utils.io import save_json, save_torch
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import as_points, check_choice, check_float, check_int
@@ -300,7 +301,7 @@ def _load_training_state(path, cfg, network, optimizer, device) -> dict:
     if not isinstance(saved, dict) or saved.get("format") != FORMAT + "-training":
         raise CheckpointError(f"{path}: not an explainer training checkpoint")
     mine, theirs = asdict(cfg), saved["config"]
-    diff = [k for k in mine if k != "epochs" and _norm(theirs.get(k)) != _norm(mine[k])]
+    diff = config_diff(theirs, mine)
     if diff:
         raise InvalidArgumentError(f"--resume: the run in {path.parent} used different settings ({', '.join(diff)}); "
                                    "use the same arguments or a new --out")
@@ -309,14 +310,6 @@ def _load_training_state(path, cfg, network, optimizer, device) -> dict:
     torch.set_rng_state(saved["rng"].cpu())
     keys = ("epoch", "history", "best_val", "best_epoch", "best_state", "bad_epochs", "stopped", "train_seconds")
     return {k: saved[k] for k in keys}
-
-
-def _norm(v):
-    if isinstance(v, (list, tuple)):
-        return [_norm(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _norm(x) for k, x in v.items()}
-    return v
 
 
 # ------------------------------------------------------------------------------------------- save / load / apply

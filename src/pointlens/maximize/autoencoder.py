@@ -23,6 +23,7 @@ from torch import nn
 
 from pointlens.errors import CheckpointError, InvalidArgumentError
 from pointlens.metrics.shape import chamfer_distance
+from pointlens.training.train import config_diff
 from pointlens.utils.io import save_json, save_torch
 from pointlens.utils.progress import progress
 from pointlens.utils.validate import as_points, check_float, check_int
@@ -127,7 +128,7 @@ def load_autoencoder(path, *, num_points: int | None = None, device="cpu") -> Po
     if not p.is_file():
         raise CheckpointError(f"--autoencoder {path}: file not found; train one with `pointlens autoencoder train`")
     try:
-        obj = torch.load(p, map_location=device, weights_only=False)
+        obj = torch.load(p, map_location=device, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unreadable file is one clear error
         raise CheckpointError(f"--autoencoder {path}: not readable as a torch file ({type(e).__name__})") from None
     if not isinstance(obj, dict) or obj.get("kind") != _KIND:
@@ -171,10 +172,10 @@ def train_autoencoder(cfg: AEConfig, points, *, test_points=None, out_dir=None, 
     if resume:
         if ckpt is None or not ckpt.is_file():
             raise InvalidArgumentError(f"--resume: no checkpoint at {ckpt}; run without --resume to start")
-        obj = torch.load(ckpt, map_location=device, weights_only=False)
+        obj = torch.load(ckpt, map_location=device, weights_only=True)
         saved = dict(obj["training"]["ae_config"])
         mine = asdict(cfg)
-        diff = [k for k in mine if k != "epochs" and saved.get(k) != mine[k]]
+        diff = config_diff(saved, mine)
         if diff:
             raise InvalidArgumentError(f"--resume: the run in {out} used different settings ({', '.join(diff)}); "
                                        "use the same arguments or a new --out")

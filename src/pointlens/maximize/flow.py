@@ -130,7 +130,11 @@ class FlowStats:
     @staticmethod
     def load(path) -> "FlowStats":
         """Read statistics written by :meth:`save`."""
-        obj = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True)   # never unpickles code
+        except Exception as e:  # noqa: BLE001 - a corrupt or hostile cache file is one clear error
+            raise DataError(f"{path}: not a readable flow-statistics file ({type(e).__name__}); delete it to "
+                            "recompute") from None
         if not isinstance(obj, dict) or obj.get("kind") != "pointlens-flow":
             raise DataError(f"{path}: not a pointlens flow-statistics file")
         return FlowStats(obj["layers"], obj["reduce"], obj["mean"], obj["std"], obj["counts"], obj.get("key", ""))

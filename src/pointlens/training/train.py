@@ -150,7 +150,7 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
             raise CheckpointError(f"{ckpt_path}: holds no training state to resume from")
         saved = state["train_config"]
         mine = asdict(cfg)
-        diff = [k for k in mine if k != "epochs" and _norm(saved.get(k)) != _norm(mine[k])]
+        diff = config_diff(saved, mine)
         if diff:
             raise InvalidArgumentError(f"--resume: the run in {out} used different settings ({', '.join(diff)}); "
                                        "use the same arguments or a new --out")
@@ -243,6 +243,16 @@ def _summary(ev) -> dict:
     if hasattr(ev, "map"):
         return {"map": ev.map, "mean_f1": ev.mean_f1, "accuracy": ev.accuracy, "n": ev.n}
     return {"accuracy": ev.accuracy, "mean_class_accuracy": ev.mean_class_accuracy, "n": ev.n}
+
+
+def config_diff(saved: dict, current: dict, ignore=("epochs",)) -> list[str]:
+    """The settings of ``current`` that differ from a resumed run's ``saved`` config (tuples and lists compare
+    equal, as they do after a JSON round trip); ``ignore`` lists settings a resume may change (the epoch count).
+
+    Returns:
+        the differing keys, in ``current``'s order (empty: the run may be resumed).
+    """
+    return [k for k in current if k not in ignore and _norm(saved.get(k)) != _norm(current[k])]
 
 
 def _norm(v):
