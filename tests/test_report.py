@@ -166,3 +166,23 @@ def test_commands_write_their_report_unless_no_report(tmp_path, capsys):
     assert not (tmp_path / "without" / "report.html").exists()
     assert main(["report", str(tmp_path / "without"), "--quiet"]) == 0
     assert "Shape metrics" in (tmp_path / "without" / "report.html").read_text()
+
+
+def test_demo_tour_includes_one_flowam_sample_per_class(tmp_path):
+    """The demo's FlowAM stage: one cloud per class the training data has, each classified as its class, drawn
+    in the page."""
+    import json
+
+    import numpy as np
+
+    from pointlens.cli.main import main
+
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--data", "shapeparts:n=84,points=128,classes=chair+stool+mug",
+                 "--points", "128", "--epochs", "1", "--explain-clouds", "3", "--bench-clouds", "0",
+                 "--quiet"]) == 0
+    a = np.load(out / "maximize" / "clouds.npz")
+    assert a["clouds"].shape == (3, 512, 3) and sorted(a["classes"].tolist()) == [0, 1, 2]
+    assert np.isfinite(a["clouds"]).all() and ((a["probability"] > 0) & (a["probability"] <= 1)).all()
+    assert "maximize" in json.loads((out / "metrics.json").read_text())["stages"]
+    assert "maximize/flowam_samples.png" in (out / "report.html").read_text()
