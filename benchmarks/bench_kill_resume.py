@@ -21,19 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 KILLS = 20
 TRAIN = ["train", "--data", "shapeparts:n=48", "--points", "128", "--epochs", "40", "--batch-size", "16",
          "--split", "all", "--quiet"]
-KILL_IN_FIRST_CHECKPOINT_WRITE = """
-import os, signal, sys, tempfile
-real = tempfile.mkstemp
-def mkstemp(*a, **k):
-    fd, name = real(*a, **k)
-    if os.path.basename(name).startswith(".checkpoint.pt."):
-        os.write(fd, b"PK\\x03\\x04 half a checkpoint")
-        os.kill(os.getpid(), signal.SIGKILL)
-    return fd, name
-tempfile.mkstemp = mkstemp
-from pointlens.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
+# The test suite's hook: runs `pointlens` and SIGKILLs itself inside the first checkpoint write.
+KILL_IN_FIRST_CHECKPOINT_WRITE = str(ROOT / "tests" / "kill_in_first_checkpoint_write.py")
 
 
 def _env():
@@ -75,7 +64,7 @@ def run(quick: bool = False) -> str:
         hi = 1.5 * epoch_s
         log = []
         # kill 1: inside the first checkpoint write (the temporary file is half written when SIGKILL lands)
-        p = subprocess.Popen([sys.executable, "-c", KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
+        p = subprocess.Popen([sys.executable, KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
                              env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         p.wait()
         log.append(("inside the first checkpoint write", p.returncode == -signal.SIGKILL,

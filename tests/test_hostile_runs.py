@@ -22,19 +22,8 @@ from pointlens.utils.io import RunFolder, atomic_open, remove_stale_tmp, save_js
 SRC = Path(__file__).resolve().parents[1] / "src"
 TRAIN = ["train", "--data", "shapeparts:n=16", "--points", "32", "--epochs", "2", "--batch-size", "8",
          "--split", "all", "--quiet"]
-KILL_IN_FIRST_CHECKPOINT_WRITE = """
-import os, signal, sys, tempfile
-real = tempfile.mkstemp
-def mkstemp(*a, **k):
-    fd, name = real(*a, **k)
-    if os.path.basename(name).startswith(".checkpoint.pt."):
-        os.write(fd, b"PK\\x03\\x04 half a checkpoint")
-        os.kill(os.getpid(), signal.SIGKILL)
-    return fd, name
-tempfile.mkstemp = mkstemp
-from pointlens.cli.main import main
-sys.exit(main(sys.argv[1:]))
-"""
+# Runs `pointlens` but SIGKILLs itself inside the first checkpoint write (after half a file is written).
+KILL_IN_FIRST_CHECKPOINT_WRITE = str(Path(__file__).resolve().parent / "kill_in_first_checkpoint_write.py")
 
 
 def _env():
@@ -70,7 +59,7 @@ def _resume(out: Path) -> None:
 @pytest.mark.slow
 def test_killed_during_the_first_checkpoint_write_then_resumed(tmp_path, reference):
     out = tmp_path / "killed"
-    proc = subprocess.run([sys.executable, "-c", KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
+    proc = subprocess.run([sys.executable, KILL_IN_FIRST_CHECKPOINT_WRITE, *TRAIN, "--out", str(out)],
                           env=_env(), capture_output=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
     left = list(out.glob(".checkpoint.pt.*.tmp"))

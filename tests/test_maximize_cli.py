@@ -9,25 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from pointlens.cli.main import main
+from cli_helpers import expect_one_line, run_cli
 from pointlens.models import create_model, save_checkpoint
 
 N = 32
-
-
-def run_cli(capsys, argv):
-    code = main(argv)
-    captured = capsys.readouterr()
-    return code, captured.err.strip(), captured.out
-
-
-def expect_one_line(capsys, argv, *words):
-    code, err, _ = run_cli(capsys, argv)
-    assert code == 2, err
-    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
-    for w in words:
-        assert w in err, (w, err)
-    return err
 
 
 @pytest.fixture
