@@ -45,6 +45,7 @@ def _flowam_stage(ctx) -> str | None:
     import torch
 
     from pointlens.maximize import flow_samples_per_class
+    from pointlens.models.hooks import model_device
     from pointlens.report.figures import render_clouds
     from pointlens.utils.io import RunFolder, save_npz
 
@@ -57,7 +58,7 @@ def _flowam_stage(ctx) -> str | None:
                                              num_classes=ctx.train_set.num_classes, steps=steps, num_points=n,
                                              seed=args.seed)
     with torch.no_grad():
-        prob = torch.softmax(ctx.model(clouds.to(next(ctx.model.parameters()).device)), 1).cpu()
+        prob = torch.softmax(ctx.model(clouds.to(model_device(ctx.model))), 1).cpu()
     p_target = prob[torch.arange(len(classes)), torch.tensor(classes)].numpy()
     names = [ctx.train_set.class_names[c] for c in classes]
     save_npz(run.file("clouds.npz"), clouds=clouds.numpy(), classes=np.asarray(classes),

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import bad_argument
+from pointlens.models.hooks import model_device
 from pointlens.ops.removal import apply_point_mask
 
 THRESHOLDS = tuple(round(0.1 * i, 1) for i in range(1, 10))
@@ -102,7 +103,7 @@ def _apply_default(points, mask):
 
 @torch.no_grad()
 def _logits(model, x, batch_size):
-    dev = next((t.device for t in list(model.parameters()) + list(model.buffers())), x.device)
+    dev = model_device(model, x.device)
     return torch.cat([model(x[s:s + batch_size].to(dev)).detach().to(torch.float64).cpu()
                       for s in range(0, len(x), batch_size)])
 
