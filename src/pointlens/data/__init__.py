@@ -10,6 +10,7 @@ way to get data; spec forms: ``shapeparts[:key=value,...]``, ``modelnet40-h5:PAT
 from pointlens.data.classes import MODELNET40_CLASSES
 from pointlens.data.dataset import PointCloudDataset
 from pointlens.data.formats import check_finite, read_cloud_file, read_mesh, read_off, sample_surface
+from pointlens.data.images import ImageDataset
 from pointlens.data.readers import (
     filter_split,
     read_meshes,
@@ -34,6 +35,7 @@ from pointlens.data.transforms import (
 __all__ = [
     "KINDS",
     "MODELNET40_CLASSES",
+    "ImageDataset",
     "PointCloudDataset",
     "augment",
     "check_finite",

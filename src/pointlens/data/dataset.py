@@ -81,8 +81,16 @@ class PointCloudDataset:
             if v is not None and len(v) != m:
                 raise bad_argument(name, f"{len(v)} rows", f"{m} (one per cloud)")
 
+    #: which explainer modality, attribution family and figures apply (images: ``"image"``)
+    modality = "points"
+
     def __len__(self) -> int:
         return len(self.points)
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """The model inputs, ``(M, N, 3)`` (the points); :class:`~pointlens.data.images.ImageDataset` has its images."""
+        return self.points
 
     @property
     def num_classes(self) -> int:
