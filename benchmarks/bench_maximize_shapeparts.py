@@ -104,9 +104,9 @@ PLAN = {  # model: (points, train epochs)
     "dgcnn": (512, 3),
 }
 SAMPLES, STEPS = 3, 100
-# The shared 2-core machine ran at load 13-16 while this was measured (each process got 6-8 % of a core), so the
-# tables cover a subset of the 14 classes: 4 for PointNet, 2 for DGCNN (slower: unfused EdgeConv under hooks).
-CLASSES = {"pointnet": "chair,mug,airplane,car", "dgcnn": "chair,airplane"}
+# Every one of the 14 classes for both models (POINTLENS_BENCH_CLASSES_<MODEL>=a,b restricts a model's classes).
+CLASSES = {m: os.environ[f"POINTLENS_BENCH_CLASSES_{m.upper()}"] for m in ("pointnet", "dgcnn")
+           if os.environ.get(f"POINTLENS_BENCH_CLASSES_{m.upper()}")}
 SANITY_CLASSES = "chair,airplane"
 SANITY_STEPS = "2"
 
@@ -141,8 +141,7 @@ def ensure_autoencoder(points: int, quick: bool, data: str = "shapeparts", name:
 def run(quick: bool = False) -> str:
     samples, steps = (2, 5) if quick else (SAMPLES, STEPS)
     lines = ["## Activation maximisation on ShapeParts: naive AM vs generative AM vs FlowAM (issue 11, line 1)", ""]
-    lines.append(f"Load average when this section was assembled {load_note()} (run folders made earlier are reused: "
-                 "those of 2026-12-04 were made 04:33-05:12 UTC by separate CLI calls at load 13-16); "
+    lines.append(f"Load average when this section was assembled {load_note()} (run folders made earlier are reused); "
                  f"{samples} samples per class, {steps} Adam steps per method "
                  "(lr 0.01), default weights of docs/maximize.md; FID on the OTHER model's global feature "
                  "(PointNet's samples scored by the DGCNN and vice versa).")
@@ -155,15 +154,21 @@ def run(quick: bool = False) -> str:
             cmds.append(cmd)
         except RuntimeError as e:
             lines.append(f"- {model}: training failed ({str(e)[:200]})")
-    pts_pn = 256 if quick else 1024
-    ae, ae_cmd, ae_secs = ensure_autoencoder(pts_pn, quick)
-    cmds.append(ae_cmd)
-    lines.append(f"Autoencoder: `{ae_cmd}` ({ae_secs:.0f} s of training).")
+    # one autoencoder per point count: generative AM decodes exactly the explained model's number of points
+    aes = {}
+    for model in ckpts:
+        pts = 256 if quick else PLAN[model][0]
+        if pts not in aes:
+            name = "ae_shapeparts" if pts == 1024 else f"ae_shapeparts_{pts}"
+            aes[pts] = ensure_autoencoder(pts, quick, name=name)
+            cmds.append(aes[pts][1])
+            lines.append(f"Autoencoder ({pts} points): `{aes[pts][1]}` ({aes[pts][2]:.0f} s of training).")
     lines.append("")
     other = {"pointnet": "dgcnn", "dgcnn": "pointnet"}
     for model, ck in ckpts.items():
         points = 256 if quick else PLAN[model][0]
-        methods = "naive,flow,generative" if points == pts_pn else "naive,flow"
+        methods = "naive,flow,generative"
+        ae = aes[points][0]
         folder = OUT / (f"quick_am_{model}" if quick else f"am_{model}")
         args = ["maximize", "--checkpoint", str(ck), "--data", "shapeparts:n=200" if quick else "shapeparts",
                 "--points", str(points), "--method", methods, "--samples", str(samples), "--steps", str(steps),
@@ -199,15 +204,11 @@ def run(quick: bool = False) -> str:
                   "[95% CI over samples] | success (random model) |", "|---|---|---|---|---|", *rows, "",
                   "| ratio of moved Chamfer at full randomisation (paired by class and seed) | mean [95% CI] | n |",
                   "|---|---|---|", *ratios, ""]
-        if "generative" not in methods:
-            lines += [f"Generative AM not run for {model}: the autoencoder decodes {pts_pn} points and this model runs "
-                      f"at {points} (an autoencoder per point count would be needed).", ""]
     lines += ["Commands run (classifiers):", "", *[f"- `{c}`" for c in cmds], ""]
     for model, ck in ckpts.items():
         hist = json.loads((ck.parent / "history.json").read_text())
         test = hist[-1].get("test", {})
         lines.append(f"- {model}: {len(hist)} epoch(s) trained, test accuracy {fmt(test.get('accuracy'), 4)}"
-                     + (" (training stopped after epoch 1 of 3: 1,492 s per epoch at load 12)" if len(hist) <
-                        PLAN[model][1] and not quick else ""))
+                     + f", {sum(h['seconds'] for h in hist):.0f} s of training")
     lines.append("")
     return "\n".join(lines)
