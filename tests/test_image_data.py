@@ -229,3 +229,12 @@ def test_voc_missing_folder_and_bad_options(tmp_path):
     base = write_voc(tmp_path)
     with pytest.raises(InvalidArgumentError, match="voc option 'size'"):
         load_dataset(f"voc:{base},size=huge")
+
+
+def test_digit_scans_are_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    scans, digits = load_digit_scans()
+    d = load_digits()
+    np.testing.assert_array_equal(scans, d.images.astype(np.float32) / 16)
+    np.testing.assert_array_equal(digits, d.target)
