@@ -219,8 +219,8 @@ def generate(n: int = 2500, *, train: int | None = None, test: int | None = None
         test_fraction: share of each digit's SCANS reserved for test (and of ``n`` given to test).
         size: image side ``H = W`` in pixels (>= 16).
         min_digits, max_digits: digits per scene, of distinct classes (1 <= min <= max <= 3).
-        digit_min, digit_max: side of a pasted digit in pixels (default ``size // 4`` and ``size * 7 // 16``:
-            16 and 28 at size 64).
+        digit_min, digit_max: side of a pasted digit in pixels (default ``max(8, size // 4)`` and
+            ``max(digit_min, size * 7 // 16)``: 16 and 28 at size 64).
         mask_threshold: a pixel belongs to a digit's mask when its upsampled ink intensity exceeds this.
         seed: the seed of the scan split and of every scene.
 
@@ -237,12 +237,14 @@ def generate(n: int = 2500, *, train: int | None = None, test: int | None = None
     test_fraction = check_float("test_fraction", test_fraction, minimum=0.0, maximum=0.9)
     min_digits = check_int("min_digits", min_digits, minimum=1, maximum=3)
     max_digits = check_int("max_digits", max_digits, minimum=min_digits, maximum=3)
-    digit_min = check_int("digit_min", size // 4 if digit_min is None else digit_min, minimum=8,
-                          maximum=size // max_digits)
-    digit_max = check_int("digit_max", size * 7 // 16 if digit_max is None else digit_max, minimum=digit_min,
-                          maximum=size)
+    if digit_min is None:
+        digit_min = max(8, size // 4)
+    digit_min = check_int("digit_min", digit_min, minimum=8)
     if max_digits * digit_min > size:
-        raise bad_argument("digit_min", digit_min, f"at most size / max_digits = {size // max_digits}")
+        raise bad_argument("digit_min", digit_min, f"at most size / max_digits = {size // max_digits} (room for "
+                           f"{max_digits} digits side by side in {size} pixels): lower max_digits or raise size")
+    digit_max = check_int("digit_max", max(digit_min, size * 7 // 16) if digit_max is None else digit_max,
+                          minimum=digit_min, maximum=size)
     mask_threshold = check_float("mask_threshold", mask_threshold, minimum=0.0, maximum=0.99)
     seed = check_int("seed", seed)
     n = check_int("n", n, minimum=1)
