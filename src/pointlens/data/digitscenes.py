@@ -186,7 +186,11 @@ def _scenes(rng, count, pool, scans, digits, *, size, min_digits, max_digits, di
         classes = rng.choice(10, size=k, replace=False)
         sides = [int(s) for s in rng.integers(digit_min, digit_max + 1, k)]
         corners = _place(rng, sides, size)
-        while corners is None:  # too crowded: shrink the digits and try again
+        tries = 0
+        while corners is None:  # too crowded: shrink the digits, at the smallest size drop one, and try again
+            tries += 1
+            if tries > 20 and len(sides) > 1:
+                classes, sides, tries = classes[:-1], sides[:-1], 0
             sides = [max(digit_min, s - 2) for s in sides]
             corners = _place(rng, sides, size)
         alpha = np.zeros((size, size))
@@ -218,7 +222,8 @@ def generate(n: int = 2500, *, train: int | None = None, test: int | None = None
         test: number of test scenes (default ``round(n * test_fraction)``).
         test_fraction: share of each digit's SCANS reserved for test (and of ``n`` given to test).
         size: image side ``H = W`` in pixels (>= 16).
-        min_digits, max_digits: digits per scene, of distinct classes (1 <= min <= max <= 3).
+        min_digits, max_digits: digits per scene, of distinct classes (1 <= min <= max <= 3); digits that do
+            not fit are shrunk towards ``digit_min`` and, should even that fail 20 times, one is dropped.
         digit_min, digit_max: side of a pasted digit in pixels (default ``max(8, size // 4)`` and
             ``max(digit_min, size * 7 // 16)``: 16 and 28 at size 64).
         mask_threshold: a pixel belongs to a digit's mask when its upsampled ink intensity exceeds this.
