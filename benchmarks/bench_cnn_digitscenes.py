@@ -40,10 +40,11 @@ def run(quick: bool = False) -> str:
     threads = os.environ.get("OMP_NUM_THREADS", "all cores")
     return "\n".join([
         "## The image classifier `cnn` on DigitScenes (issue 13)", "",
-        "Test quality of `cnn` (4 conv blocks of two 3x3 convs, 16-32-64-128 channels, global average pool; "
+        "Test quality of `cnn` (per-image channel standardisation, 4 conv blocks of two 3x3 convs, 16-32-64-128 "
+        "channels, global average pool; "
         f"{m['parameters']:,} parameters) trained by `pointlens train` on default DigitScenes (64x64 scenes of 1-3 "
         "real handwritten digits from scikit-learn's scans on textured backgrounds; 2,000 train / 500 test scenes "
-        "whose scans are disjoint) with the command's defaults for cnn (12 epochs, peak lr 2e-3, Adam with cosine "
+        "whose scans are disjoint) with the command's defaults for cnn (8 epochs, peak lr 2e-3, Adam with cosine "
         "decay, batch 32, no augmentation), multi-label BCE. `train s` "
         f"is time in training steps (evaluation excluded); threads: {threads}.", "",
         "| epochs | test mAP | mean F1 | exact-match acc. | train s | mAP >= 0.9 after | images/s | command |",

@@ -18,11 +18,11 @@ from pointlens.cli.common import (
 def register(sub) -> None:
     p = add_parser(sub, "train", "train a classifier: point clouds (PointNet, PointNet++, DGCNN) or images (cnn)",
                    "pointlens train --model pointnet --data shapeparts --epochs 30 --out runs/pointnet\n"
-                   "  pointlens train --model cnn --data digitscenes --epochs 12 --out runs/cnn")
+                   "  pointlens train --model cnn --data digitscenes --out runs/cnn")
     p.add_argument("--model", default="pointnet",
                    help="model name: pointnet, pointnet2, dgcnn (points) or cnn (images) (default pointnet)")
     add_data_options(p, split_default="train")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30; 12 for cnn)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30; 8 for cnn)")
     p.add_argument("--batch-size", type=int, default=32, help="clouds per step (default 32)")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate, cosine decay (default 1e-3; 2e-3 for cnn)")
@@ -43,7 +43,7 @@ def parse_model_options(items: list[str]) -> dict:
 
 
 # defaults per model where they differ from the point models' (measured: BENCHMARKS.md, issue 13)
-MODEL_DEFAULTS = {"cnn": {"epochs": 12, "lr": 2e-3}}
+MODEL_DEFAULTS = {"cnn": {"epochs": 8, "lr": 2e-3}}
 DEFAULTS = {"epochs": 30, "lr": 1e-3}
 
 
