@@ -20,6 +20,7 @@ RUNS = ROOT / "runs" / "bench_cnn"
 
 def run(quick: bool = False) -> str:
     data = "digitscenes:n=120,size=32" if quick else "digitscenes"
+    load = "%.2f, %.2f, %.2f" % os.getloadavg()  # others may share the cores: the load when the run started
     out = RUNS / ("cnn-quick" if quick else "cnn")
     cmd = [sys.executable, "-m", "pointlens.cli.main", "train", "--model", "cnn", "--data", data,
            *(["--epochs", "1"] if quick else []), "--out", str(out), "--json", "--quiet", "--no-report"]
@@ -46,7 +47,8 @@ def run(quick: bool = False) -> str:
         "real handwritten digits from scikit-learn's scans on textured backgrounds; 2,000 train / 500 test scenes "
         "whose scans are disjoint) with the command's defaults for cnn (8 epochs, peak lr 2e-3, Adam with cosine "
         "decay, batch 32, no augmentation), multi-label BCE. `train s` "
-        f"is time in training steps (evaluation excluded); threads: {threads}.", "",
+        f"is time in training steps (evaluation excluded); threads: {threads}; load average at the start: {load}.",
+        "",
         "| epochs | test mAP | mean F1 | exact-match acc. | train s | mAP >= 0.9 after | images/s | command |",
         "|---|---|---|---|---|---|---|---|",
         f"| {epochs} | {t.get('map', float('nan')):.4f} | {t.get('mean_f1', float('nan')):.4f} | "
