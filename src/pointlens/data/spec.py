@@ -7,7 +7,10 @@ Spec forms (see docs/data.md):
 * ``modelnet40-h5:PATH`` — the ``modelnet40_ply_hdf5_2048`` folder;
 * ``modelnet40-txt:PATH`` — the ``modelnet40_normal_resampled`` folder;
 * ``meshes:PATH`` — a folder of OFF/PLY/OBJ meshes, one sub-folder per class;
-* ``npz:PATH`` — a generic ``.npz``.
+* ``npz:PATH`` — a generic ``.npz``;
+* ``digitscenes[:key=value,...]`` — multi-label image scenes of real handwritten digits with pixel masks
+  (``pointlens.data.digitscenes``; an :class:`~pointlens.data.images.ImageDataset`);
+* ``voc:PATH`` — a PASCAL VOC 2007 folder (images, multi-hot labels, segmentation masks; an ImageDataset).
 """
 
 from __future__ import annotations
@@ -16,12 +19,18 @@ import numpy as np
 
 from pointlens.data import readers
 from pointlens.data.dataset import PointCloudDataset
+from pointlens.data.images import ImageDataset
 from pointlens.data.transforms import SAMPLING_METHODS, normalize_unit_sphere, sample_indices
 from pointlens.errors import bad_argument
 from pointlens.utils.validate import check_choice, check_int
 
-KINDS = ("shapeparts", "modelnet40-h5", "modelnet40-txt", "meshes", "npz")
-SPEC_FORMS = "shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, meshes:PATH or npz:PATH"
+KINDS = ("shapeparts", "modelnet40-h5", "modelnet40-txt", "meshes", "npz", "digitscenes", "voc")
+OPTION_KINDS = ("shapeparts", "digitscenes")
+"""Kinds whose rest is ``key=value`` options (the others take a path)."""
+IMAGE_KINDS = ("digitscenes", "voc")
+"""Kinds that give an :class:`~pointlens.data.images.ImageDataset`."""
+SPEC_FORMS = ("shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, meshes:PATH, npz:PATH, "
+              "digitscenes[:key=value,...] or voc:PATH")
 MESH_FPS_OVERSAMPLE = 4  # meshes with sampling='fps': area-sample this many times num_points, then FPS
 
 
@@ -29,11 +38,11 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     """Split a data spec into its kind, path and options.
 
     Args:
-        spec: ``kind[:rest]``; for ``shapeparts`` the rest is ``key=value`` pairs separated by commas, for the
-            other kinds it is a path (which may itself contain ``:``). The kind is case-insensitive.
+        spec: ``kind[:rest]``; for ``shapeparts`` and ``digitscenes`` the rest is ``key=value`` pairs separated
+            by commas, for the other kinds it is a path (which may itself contain ``:``). The kind is case-insensitive.
 
     Returns:
-        ``(kind, path, options)``: ``path`` is None for ``shapeparts``; ``options`` is empty for path kinds.
+        ``(kind, path, options)``: ``path`` is None for the option kinds; ``options`` is empty for path kinds.
 
     Raises:
         InvalidArgumentError: not a string, unknown kind (the message lists the valid forms), a path kind
@@ -45,7 +54,7 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
     kind = head.strip().lower()
     if kind not in KINDS:
         raise bad_argument("spec", spec, f"one of the forms {SPEC_FORMS} (unknown kind {kind!r})")
-    if kind == "shapeparts":
+    if kind in OPTION_KINDS:
         options: dict[str, str] = {}
         for item in rest.split(","):
             item = item.strip()
@@ -53,8 +62,9 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
                 continue
             key, eq, value = item.partition("=")
             if not eq or not key.strip():
-                raise bad_argument("spec", spec, "shapeparts options as key=value pairs separated by commas, "
-                                   "e.g. shapeparts:n=500,noise=0.01")
+                example = "shapeparts:n=500,noise=0.01" if kind == "shapeparts" else "digitscenes:n=600,size=48"
+                raise bad_argument("spec", spec, f"{kind} options as key=value pairs separated by commas, "
+                                   f"e.g. {example}")
             options[key.strip()] = value.strip()
         return kind, None, options
     if not rest.strip():
@@ -68,8 +78,27 @@ def _load_shapeparts(options: dict[str, str]) -> PointCloudDataset:
     return generate_from_options(dict(options))
 
 
+def _load_image_dataset(kind: str, path: str | None, options: dict[str, str], spec: str, split,
+                        limit: int | None) -> ImageDataset:
+    """``digitscenes`` / ``voc`` specs: the split, then the first ``limit`` images."""
+    if kind == "digitscenes":
+        from pointlens.data.digitscenes import generate_from_options
+
+        ds = readers.filter_split(generate_from_options(dict(options)), split, spec)
+    else:
+        from pointlens.data.voc import read_voc
+
+        ds = read_voc(path, split)
+    if limit is not None:
+        ds = ds.subset(slice(0, limit))
+    ds.meta = {**ds.meta, "spec": spec, "kind": kind, "path": path, "options": options, "split": split,
+               "limit": limit, "image_size": list(ds.image_size)}
+    return ds
+
+
 def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 1024, sampling: str = "first",
-                 normalize: bool = True, seed: int = 0, limit: int | None = None) -> PointCloudDataset:
+                 normalize: bool = True, seed: int = 0,
+                 limit: int | None = None) -> PointCloudDataset | ImageDataset:
     """Load a dataset from a spec, take ``num_points`` points per cloud and normalise them.
 
     Steps: read the ``split`` (the first ``limit`` clouds of it), sample ``num_points`` per cloud with
@@ -80,6 +109,10 @@ def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 10
     option the generator is asked for ``num_points`` points; ShapeParts clouds are NOT re-normalised per cloud
     (the generator scales both twins of a pair with the same transform, within the unit sphere; a per-cloud
     re-normalisation would leak the class into the shared body).
+
+    Image specs (``digitscenes``, ``voc``) return an :class:`~pointlens.data.images.ImageDataset`: only
+    ``split`` and ``limit`` apply; ``num_points``, ``sampling``, ``normalize`` and ``seed`` concern point clouds
+    and are ignored (a digitscenes spec takes its own ``seed=`` option).
 
     Args:
         spec: see :func:`parse_spec` and docs/data.md.
@@ -107,6 +140,8 @@ def load_dataset(spec: str, *, split: str | None = "train", num_points: int = 10
     seed = check_int("seed", seed)
     if limit is not None:
         limit = check_int("limit", limit, minimum=1)
+    if kind in IMAGE_KINDS:
+        return _load_image_dataset(kind, path, options, spec, split, limit)
     if kind == "shapeparts":
         options = {**options, "points": options.get("points", str(num_points))}
         ds = readers.filter_split(_load_shapeparts(options), split, spec)

@@ -301,20 +301,24 @@ def _finish(model: nn.Module, state: dict, path: Path, device: torch.device) -> 
 
 
 def _probe(model: nn.Module, path: Path, device) -> None:
-    """Refuse a model whose logits on a fixed test cloud are NaN/infinite (finite but corrupted weights: an
-    exponent bit flipped to 1e38, a negative BatchNorm variance)."""
-    n = max(64, int(getattr(model, "min_points", 1)))
+    """Refuse a model whose logits on a fixed test cloud (a random image for ``modality == "image"`` models) are
+    NaN/infinite (finite but corrupted weights: an exponent bit flipped to 1e38, a negative BatchNorm variance)."""
     g = torch.Generator().manual_seed(0)
-    x = torch.nn.functional.normalize(torch.randn(1, n, 3, generator=g), dim=-1) * torch.rand(1, n, 1, generator=g)
+    if getattr(model, "modality", "points") == "image":  # an image classifier: a random 32x32 (or larger) image
+        side = max(32, int(getattr(model, "min_size", 1)))
+        x = torch.rand(1, 3, side, side, generator=g)
+    else:
+        n = max(64, int(getattr(model, "min_points", 1)))
+        x = torch.nn.functional.normalize(torch.randn(1, n, 3, generator=g), dim=-1) * torch.rand(1, n, 1, generator=g)
     try:
         with torch.no_grad():
             out = model(x.to(device))
     except PointlensError:
         return  # a model that cannot run on this probe (an unusual input contract) is left to its caller
     if isinstance(out, torch.Tensor) and out.is_floating_point() and not bool(torch.isfinite(out).all()):
-        raise CheckpointError(f"{path}: the model gives NaN or infinite logits on a test cloud inside the unit "
-                              "sphere (corrupted weights, e.g. a negative BatchNorm variance or a weight near "
-                              "1e38); refused")
+        raise CheckpointError(f"{path}: the model gives NaN or infinite logits on a test input (a cloud inside "
+                              "the unit sphere or a random image): corrupted weights, e.g. a negative BatchNorm "
+                              "variance or a weight near 1e38; refused")
 
 
 def _load_pointlens(obj, path: Path, device, num_classes, class_names) -> LoadedCheckpoint:

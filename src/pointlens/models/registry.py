@@ -1,7 +1,7 @@
 """Model registry (timm-style): ``@register_model(name)`` on a builder, ``create_model(name, C, ...)``.
 
-One model family per file (``pointnet.py``, ``pointnet2.py``, ``dgcnn.py``); each registers its builder when
-imported. ``create_model`` imports the built-in families on first use.
+One model family per file (``pointnet.py``, ``pointnet2.py``, ``dgcnn.py``; the image classifier ``cnn.py``);
+each registers its builder when imported. ``create_model`` imports the built-in families on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pointlens.errors import bad_argument
 from pointlens.utils.validate import check_int
 
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {}
-_BUILTIN = ("pointlens.models.pointnet", "pointlens.models.pointnet2", "pointlens.models.dgcnn")
+_BUILTIN = ("pointlens.models.pointnet", "pointlens.models.pointnet2", "pointlens.models.dgcnn",
+            "pointlens.models.cnn")
 _loaded = False
 
 def _load_builtin() -> None:
@@ -62,13 +63,13 @@ def create_model(name: str, num_classes: int, **kwargs) -> nn.Module:
     """Build a registered model.
 
     Args:
-        name: one of :func:`list_models` (``pointnet``, ``pointnet2``, ``dgcnn``).
+        name: one of :func:`list_models` (``pointnet``, ``pointnet2``, ``dgcnn``; ``cnn`` for images).
         num_classes: number of output logits ``C`` (>= 1).
         **kwargs: the family's options (see its class docstring and docs/models.md).
 
     Returns:
         the model (in training mode, as ``nn.Module`` constructors leave it), mapping ``(B, N, 3)`` to
-        ``(B, C)``.
+        ``(B, C)`` (``cnn``: images ``(B, 3, H, W)`` to ``(B, C)``).
 
     Raises:
         InvalidArgumentError: unknown name (the message lists the names), bad ``num_classes`` or unknown

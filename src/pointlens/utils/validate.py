@@ -59,6 +59,53 @@ def as_points(points, name: str = "points", *, batched: bool = True, allow_extra
     return t
 
 
+def as_images(images, name: str = "images", *, min_size: int = 1, finite: bool = True) -> torch.Tensor:
+    """Check and convert a batch of RGB images to a float32 tensor ``(B, 3, H, W)``.
+
+    Args:
+        images: array-like ``(B, 3, H, W)`` channel-first (``(3, H, W)`` is given a batch dimension).
+        name: the argument's name, used in the error message.
+        min_size: the smallest ``H`` and ``W`` accepted.
+        finite: refuse NaN or infinite values.
+
+    Returns:
+        ``torch.Tensor`` float32 ``(B, 3, H, W)`` (the same tensor when it already is one, so gradients flow).
+
+    Raises:
+        InvalidArgumentError: wrong type, rank, channel count (a ``(B, N, 3)`` point cloud or a channels-last
+            ``(B, H, W, 3)`` image is named as such), too small, or non-finite values.
+    """
+    if isinstance(images, np.ndarray):
+        t = torch.from_numpy(np.ascontiguousarray(images))
+    elif isinstance(images, torch.Tensor):
+        t = images
+    else:
+        try:
+            t = torch.as_tensor(np.asarray(images, dtype=np.float32))
+        except Exception:
+            raise bad_argument(name, type(images).__name__, "a tensor or array of shape (B, 3, H, W)") from None
+    if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int32, torch.int64)):
+        raise bad_argument(name, f"dtype {t.dtype}", "floating point pixel values (B, 3, H, W)")
+    if t.dim() == 3 and t.shape[0] == 3:
+        t = t.unsqueeze(0)
+    if t.dim() == 3 and t.shape[-1] == 3:
+        raise bad_argument(name, f"shape {tuple(t.shape)} (a point cloud (B, N, 3)?)",
+                           "images of shape (B, 3, H, W): this model classifies images, not points")
+    if t.dim() != 4:
+        raise bad_argument(name, f"a tensor of shape {tuple(t.shape)}", "images of shape (B, 3, H, W)")
+    if t.shape[1] != 3:
+        hint = " (channels-last? use images.permute(0, 3, 1, 2))" if t.shape[-1] == 3 else ""
+        raise bad_argument(name, f"shape {tuple(t.shape)}", f"(B, 3, H, W) RGB channel-first{hint}")
+    if t.shape[2] < min_size or t.shape[3] < min_size:
+        raise bad_argument(name, f"shape {tuple(t.shape)}", f"images of at least {min_size} x {min_size} pixels")
+    if t.dtype != torch.float32:
+        t = t.float()
+    if finite and not bool(torch.isfinite(t).all()):
+        bad = int((~torch.isfinite(t)).sum())
+        raise bad_argument(name, f"{bad} NaN or infinite pixel value(s)", "finite pixel values")
+    return t
+
+
 def check_choice(name: str, value, choices: Iterable):
     """Return ``value`` if it is one of ``choices``, else raise a clear error listing them."""
     choices = list(choices)
