@@ -193,7 +193,7 @@ def check_classes(args, loaded, dataset, device) -> int:
     """Raise :class:`CheckpointError` when the checkpoint's class count differs from the data's; return it."""
     if len(dataset) == 0:
         raise bad_argument("--data", f"{args.data} (split {args.split})", "at least one cloud")
-    c = num_model_classes(loaded.model, torch.from_numpy(dataset.points[:1]).to(device))
+    c = num_model_classes(loaded.model, torch.from_numpy(dataset.inputs[:1]).to(device))
     names = list(getattr(loaded, "class_names", None) or [])
     source = f"--model {args.model}" if getattr(args, "model", None) else f"--checkpoint {args.checkpoint}"
     if c != dataset.num_classes:

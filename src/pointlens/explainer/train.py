@@ -35,7 +35,7 @@ from pointlens.models.hooks import preserve_model_state
 from pointlens.training.train import config_diff
 from pointlens.utils.io import save_json, save_torch
 from pointlens.utils.progress import progress
-from pointlens.utils.validate import as_points, check_choice, check_float, check_int
+from pointlens.utils.validate import as_images, as_points, check_choice, check_float, check_int
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EXPLAINER_NAME = "explainer.pt"
@@ -193,11 +193,7 @@ def as_inputs(inputs, name: str = "inputs") -> torch.Tensor:
     """Clouds ``(M, N, 3)`` or images ``(M, 3, H, W)`` (array or tensor) as a float32 tensor, checked."""
     t = torch.from_numpy(np.ascontiguousarray(inputs)) if isinstance(inputs, np.ndarray) else torch.as_tensor(inputs)
     if t.dim() == 4:
-        if not t.is_floating_point() or t.shape[1] != 3:
-            raise bad_argument(name, f"a {t.dtype} tensor of shape {tuple(t.shape)}", "(M, 3, H, W) float images")
-        if not bool(torch.isfinite(t).all()):
-            raise bad_argument(name, "NaN or infinite pixel values", "finite images")
-        return t.float()
+        return as_images(t, name)
     return as_points(t, name)
 
 
