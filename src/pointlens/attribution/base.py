@@ -151,9 +151,13 @@ class Attribution:
             return tuple(o.detach().to(out_device) for o in out)
         return out.detach().to(out_device)
 
+    def _check_input(self, inputs) -> torch.Tensor:
+        """The validated float32 input batch (points ``(B, N, 3)`` here; image methods override it)."""
+        return as_points(inputs)
+
     def _prepare(self, points) -> tuple[torch.Tensor, torch.device]:
         keep64 = isinstance(points, torch.Tensor) and points.dtype == torch.float64
-        checked = as_points(points)
+        checked = self._check_input(points)
         x = points.detach().reshape(checked.shape) if keep64 else checked
         out_device = x.device
         dtype, device = model_dtype_device(self.model)
