@@ -62,5 +62,5 @@ def test_image_bad_input_one_line(setup, capsys, tmp_path):
     expect_one_line(capsys, ["explainer", "apply", "--explainer", str(root / "ex"), "--data",
                              "shapeparts:scene=1,n=30,classes=chair+mug+lamp", "--out", str(tmp_path / "a")],
                     "--data", "image")
-    expect_one_line(capsys, ["explainer", "train", "--classifier", str(ckpt), "--data", "digitscenes:n=40,size=20",
+    expect_one_line(capsys, ["explainer", "train", "--classifier", str(ckpt), "--data", "digitscenes:n=40,size=36",
                              "--out", str(tmp_path / "t2")], "divisible")
