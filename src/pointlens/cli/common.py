@@ -45,12 +45,13 @@ def add_data_options(p: argparse.ArgumentParser, split_default: str | None = "te
     """``--data SPEC``, ``--split``, ``--points``, ``--sampling``, ``--limit``."""
     p.add_argument("--data", default="shapeparts", metavar="SPEC",
                    help="data spec: shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, "
-                        "meshes:PATH or npz:PATH (default shapeparts)")
+                        "meshes:PATH, npz:PATH, digitscenes[:key=value,...] or voc:PATH (images) "
+                        "(default shapeparts)")
     p.add_argument("--split", default=split_default, choices=["train", "test", "all"],
                    help=f"which split to use (default {split_default})")
-    p.add_argument("--points", type=int, default=1024, help="points per cloud (default 1024)")
+    p.add_argument("--points", type=int, default=1024, help="points per cloud (default 1024; not for images)")
     p.add_argument("--sampling", default="first", choices=["first", "random", "fps"],
-                   help="how to pick --points points from each cloud (default first)")
+                   help="how to pick --points points from each cloud (default first; not for images)")
     p.add_argument("--limit", type=int, default=None, help="use only the first LIMIT clouds of the split")
 
 
@@ -163,7 +164,8 @@ def load_user_model_for(args):
 
 
 def load_data_for(args):
-    """Load ``args.data`` with the split / points / sampling / limit options; returns a PointCloudDataset."""
+    """Load ``args.data`` with the split / points / sampling / limit options; returns a PointCloudDataset (an
+    ImageDataset for image specs, where points / sampling do not apply)."""
     from pointlens.data import load_dataset
     from pointlens.utils.validate import check_int
 
@@ -176,7 +178,7 @@ def load_data_for(args):
 
 
 def num_model_classes(model, points: torch.Tensor) -> int:
-    """Number of logits ``model`` produces, from one forward pass on the first cloud."""
+    """Number of logits ``model`` produces, from one forward pass on the first cloud (or image)."""
     from pointlens.models.hooks import preserve_model_state
 
     with preserve_model_state(model), torch.no_grad():

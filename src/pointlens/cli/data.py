@@ -9,8 +9,8 @@ import numpy as np
 
 from pointlens.cli import common
 
-SPEC_HELP = ("data spec: shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, meshes:PATH or "
-             "npz:PATH")
+SPEC_HELP = ("data spec: shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, meshes:PATH, "
+             "npz:PATH, digitscenes[:key=value,...] or voc:PATH (images)")
 
 
 def _add_loading_options(p: argparse.ArgumentParser) -> None:
@@ -48,12 +48,15 @@ def register(sub) -> None:
 
 
 def summarize(ds) -> dict:
-    """Counts per class and split of a :class:`PointCloudDataset` (multi-hot labels count every class).
+    """Counts per class and split of a :class:`PointCloudDataset` or ``ImageDataset`` (multi-hot labels count
+    every class).
 
     Returns:
-        dict with ``clouds``, ``points_per_cloud``, ``num_classes``, ``splits`` ``{split: count}`` and
-        ``per_class`` ``{class: {split: count, ..., 'total': count}}``.
+        dict with ``clouds`` (the number of clouds or images), ``points_per_cloud`` (clouds) or ``image_size``
+        ``[H, W]`` (images), ``modality``, ``num_classes``, ``splits`` ``{split: count}`` and ``per_class``
+        ``{class: {split: count, ..., 'total': count}}``.
     """
+    image = getattr(ds, "modality", "points") == "image"
     splits = np.asarray(ds.split).astype(str) if ds.split is not None else np.full(len(ds), "all")
     split_names = sorted(set(splits.tolist()), key=lambda s: (s not in ("train", "test"), s != "train", s))
     onehot = ds.labels.astype(bool) if ds.multilabel else np.eye(ds.num_classes, dtype=bool)[ds.labels]
@@ -62,14 +65,17 @@ def summarize(ds) -> dict:
         row = {s: int(onehot[splits == s, c].sum()) for s in split_names}
         row["total"] = int(onehot[:, c].sum())
         per_class[name] = row
+    size = {"image_size": list(ds.image_size)} if image else {"points_per_cloud": ds.num_points}
     return {
         "clouds": len(ds),
-        "points_per_cloud": ds.num_points,
+        **size,
+        "modality": ds.modality,
         "num_classes": ds.num_classes,
         "multilabel": ds.multilabel,
         "splits": {s: int((splits == s).sum()) for s in split_names},
         "per_class": per_class,
-        "has": [k for k in ("normals", "parts", "gt_mask", "instance", "names")
+        "has": [k for k in (("masks", "groups", "names") if image else
+                            ("normals", "parts", "gt_mask", "instance", "names"))
                 if getattr(ds, k) is not None],
     }
 
@@ -91,12 +97,22 @@ def run(args) -> int:
                       normalize=not args.no_normalize, seed=args.seed, limit=args.limit)
     summary = {"spec": args.spec, **summarize(ds)}
     if args.data_command == "cache":
+        if summary["modality"] == "image":
+            from pointlens.errors import bad_argument
+
+            raise bad_argument("SPEC", args.spec, "a point-cloud spec: image datasets are generated (digitscenes) "
+                               "or read (voc) directly by every command, there is no .npz cache for them")
         summary["out"] = str(save_dataset(ds, args.out))
     if args.json:
         common.print_json(summary)
         return 0
     out = sys.stdout
-    out.write(f"{args.spec}: {summary['clouds']} clouds x {summary['points_per_cloud']} points, "
+    if "image_size" in summary:
+        h, w = summary["image_size"]
+        what = f"{summary['clouds']} images of {h}x{w} pixels"
+    else:
+        what = f"{summary['clouds']} clouds x {summary['points_per_cloud']} points"
+    out.write(f"{args.spec}: {what}, "
               f"{summary['num_classes']} classes; splits " +
               ", ".join(f"{k} {v}" for k, v in summary["splits"].items()) + "\n")
     if summary["has"]:

@@ -16,14 +16,17 @@ from pointlens.cli.common import (
 
 
 def register(sub) -> None:
-    p = add_parser(sub, "train", "train a point-cloud classifier (PointNet, PointNet++, DGCNN)",
-                   "pointlens train --model pointnet --data shapeparts --epochs 30 --out runs/pointnet")
-    p.add_argument("--model", default="pointnet", help="model name: pointnet, pointnet2 or dgcnn (default pointnet)")
+    p = add_parser(sub, "train", "train a classifier: point clouds (PointNet, PointNet++, DGCNN) or images (cnn)",
+                   "pointlens train --model pointnet --data shapeparts --epochs 30 --out runs/pointnet\n"
+                   "  pointlens train --model cnn --data digitscenes --epochs 12 --out runs/cnn")
+    p.add_argument("--model", default="pointnet",
+                   help="model name: pointnet, pointnet2, dgcnn (points) or cnn (images) (default pointnet)")
     add_data_options(p, split_default="train")
     p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
     p.add_argument("--batch-size", type=int, default=32, help="clouds per step (default 32)")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, cosine decay (default 1e-3)")
-    p.add_argument("--no-augment", action="store_true", help="disable jitter/scale/shift augmentation")
+    p.add_argument("--no-augment", action="store_true",
+                   help="disable jitter/scale/shift augmentation (point clouds; images are never augmented)")
     p.add_argument("--rotate", action="store_true", help="add random up-axis rotation to the augmentation")
     p.add_argument("--model-option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra model option, e.g. k=10 or dropout=0.5 (repeatable)")
@@ -77,7 +80,9 @@ def run(args) -> int:
     if args.json:
         print_json({k: v for k, v in metrics.items() if k != "history"})
     elif not args.quiet:
-        acc = metrics.get("test", {}).get("accuracy")
-        print(f"trained {args.model} for {cfg.epochs} epochs in {result.train_seconds:.0f} s"
-              + (f"; test accuracy {acc:.4f}" if acc is not None else "") + f"; run folder {folder.path}")
+        test = metrics.get("test", {})
+        score = (f"; test mAP {test['map']:.4f}, mean F1 {test['mean_f1']:.4f}" if "map" in test else
+                 f"; test accuracy {test['accuracy']:.4f}" if "accuracy" in test else "")
+        print(f"trained {args.model} for {cfg.epochs} epochs in {result.train_seconds:.0f} s" + score
+              + f"; run folder {folder.path}")
     return 0

@@ -7,7 +7,9 @@ the readers here walk a dataset's layout, parse its files with those parsers and
 * :func:`read_modelnet_txt` — ``modelnet40_normal_resampled`` (one comma-separated text file per shape);
 * :func:`read_meshes` — a folder of OFF/PLY/OBJ meshes, one sub-folder per class, sampled by area;
 * :func:`read_npz` — a generic ``.npz`` (also what :func:`save_dataset` writes);
-* :func:`~pointlens.data.formats.read_cloud_file` — one cloud from any supported file (re-exported here).
+* :func:`~pointlens.data.formats.read_cloud_file` — one cloud from any supported file (re-exported here);
+* :func:`read_voc` — a PASCAL VOC 2007 folder as an :class:`~pointlens.data.images.ImageDataset` (images,
+  multi-hot labels, per-class segmentation masks).
 
 Readers return the clouds as stored (all their points, or the first ``max_points`` when asked, in file
 order, not normalised); :func:`pointlens.data.load_dataset` then samples and normalises. Every failure to find
@@ -53,6 +55,7 @@ from pointlens.data.formats.common import (
     reading,
     strings_from_array,
 )
+from pointlens.data.images import ImageDataset
 from pointlens.errors import DataError, bad_argument
 from pointlens.utils.io import save_npz, to_json
 from pointlens.utils.progress import progress
@@ -560,3 +563,110 @@ def save_dataset(dataset: PointCloudDataset, path) -> Path:
         arrays["part_names"] = np.array(dataset.part_names, dtype=str)
     arrays["meta_json"] = np.array(to_json(dataset.meta, indent=None))
     return save_npz(path, **arrays)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# PASCAL VOC (images)
+
+VOC_LAYOUT = ("PATH = VOCdevkit/VOC2007 (or VOCdevkit holding VOC2007) with JPEGImages/<id>.jpg, "
+              "Annotations/<id>.xml, SegmentationClass/<id>.png (palette) and ImageSets/Segmentation/"
+              "{train,val,test}.txt (ImageSets/Main/... when masks are not read)")
+
+
+def _voc_root(path) -> Path:
+    root = _require_dir(path, VOC_LAYOUT)
+    if not (root / "JPEGImages").is_dir() and (root / "VOC2007" / "JPEGImages").is_dir():
+        root = root / "VOC2007"
+    for sub in ("JPEGImages", "Annotations"):
+        if not (root / sub).is_dir():
+            raise DataError(f"{root / sub}: folder not found; expected {VOC_LAYOUT}")
+    return root
+
+
+def _voc_ids(listing: Path) -> list[str]:
+    ids = []
+    for k, line in enumerate(_read_lines(listing)):
+        name = line.split()[0]
+        if "/" in name or "\\" in name or name in (".", ".."):
+            raise DataError(f"{listing}: line {k + 1} ({name[:40]!r}) is not an image id; expected one id such "
+                            "as 000032 per line")
+        ids.append(name)
+    return ids
+
+
+def read_voc(path, split="train", *, size: int = 224, masks: bool = True,
+             limit: int | None = None) -> ImageDataset:
+    """Read a PASCAL VOC 2007 folder as an :class:`~pointlens.data.images.ImageDataset`.
+
+    Labels: multi-hot over the 20 :data:`~pointlens.data.classes.VOC_CLASSES` from the objects of
+    ``Annotations/<id>.xml``; objects flagged ``difficult`` COUNT (they are in the image and in its
+    segmentation); ``meta['difficult']`` lists, per image, the classes all of whose objects are difficult.
+    Masks (``masks=True``): ``SegmentationClass/<id>.png`` palette indices -> ``(20, size, size)`` bool per
+    class (255 void pixels belong to no class). With masks only the images of the segmentation subset are read
+    (``ImageSets/Segmentation``: 209 train, 213 val, 210 test images in VOC 2007); without them
+    ``ImageSets/Main`` (5,011 trainval images) and ``masks`` is None.
+
+    Splits: ``train`` = the ``train.txt`` list; ``test`` = ``test.txt`` when present (the VOC 2007 test
+    release), else ``val.txt``; ``all``/None = both (``split`` says which). Images are resized to
+    ``size x size`` (bilinear; the aspect ratio is not kept), masks with nearest neighbour.
+
+    Args:
+        path: ``VOCdevkit/VOC2007`` (or the ``VOCdevkit`` folder holding it).
+        split: ``train``, ``test``, ``all`` or None.
+        size: output side in pixels (>= 8).
+        masks: read the segmentation masks (and keep only the segmented images).
+        limit: read only the first ``limit`` images of the split.
+
+    Returns:
+        ImageDataset with ``images (M, 3, size, size)``, ``labels (M, 20)``, ``masks (M, 20, size, size)``
+        (or None), ``names`` (image ids), ``split`` and ``meta`` (root, split files used, size).
+
+    Raises:
+        DataError: a missing folder, split file or per-image file, broken XML, an unknown class name, a mask
+            that is not a palette PNG or has an index outside 0-20/255 (each naming the file and the fix).
+    """
+    from pointlens.data.classes import VOC_CLASSES
+    from pointlens.data.formats import voc as fmt
+
+    want = _want_split(split)
+    size = check_int("size", size, minimum=8, maximum=4096)
+    if limit is not None:
+        limit = check_int("limit", limit, minimum=1)
+    root = _voc_root(path)
+    folder = "Segmentation" if masks else "Main"
+    if masks and not (root / "SegmentationClass").is_dir():
+        raise DataError(f"{root / 'SegmentationClass'}: folder not found; expected {VOC_LAYOUT} (or read without "
+                        "masks: voc:PATH,masks=0)")
+    files = {"train": fmt.voc_split_file(root, folder, "train"),
+             "test": fmt.voc_split_file(root, folder, "test") or fmt.voc_split_file(root, folder, "val")}
+    wanted = [want] if want else [s for s in ("train", "test") if files[s] is not None]
+    if not wanted:
+        raise DataError(f"{root / 'ImageSets' / folder}: no train.txt, val.txt or test.txt; expected {VOC_LAYOUT}")
+    for s in wanted:
+        if files[s] is None:
+            names = "train.txt" if s == "train" else "test.txt or val.txt"
+            raise DataError(f"{root / 'ImageSets' / folder}: no {names} for split '{s}'; expected {VOC_LAYOUT}")
+    ids, splits = [], []
+    for s in wanted:
+        got = _voc_ids(files[s])
+        ids += got
+        splits += [s] * len(got)
+    if limit is not None:
+        ids, splits = ids[:limit], splits[:limit]
+    if not ids:
+        raise DataError(f"{files[wanted[0]]}: lists no images; expected one image id per line")
+    c = len(VOC_CLASSES)
+    images = np.empty((len(ids), 3, size, size), dtype=np.float32)
+    labels = np.zeros((len(ids), c), dtype=np.float32)
+    mask_arr = np.zeros((len(ids), c, size, size), dtype=bool) if masks else None
+    difficult = []
+    for i, name in enumerate(progress(ids, desc="read VOC")):
+        images[i] = fmt.read_rgb_image(root / "JPEGImages" / f"{name}.jpg", size)
+        labels[i], diff = fmt.parse_voc_annotation(root / "Annotations" / f"{name}.xml")
+        difficult.append([VOC_CLASSES[k] for k in np.flatnonzero(diff)])
+        if masks:
+            mask_arr[i] = fmt.read_voc_segmentation(root / "SegmentationClass" / f"{name}.png", c, size)
+    meta = {"source": "voc", "root": str(root), "size": size, "masks": bool(masks),
+            "split_files": {s: str(files[s]) for s in wanted}, "difficult": difficult}
+    return ImageDataset(images=images, labels=labels, class_names=list(VOC_CLASSES), masks=mask_arr,
+                        names=np.array(ids), split=np.array(splits), meta=meta)

@@ -10,7 +10,8 @@ Spec forms (see docs/data.md):
 * ``npz:PATH`` — a generic ``.npz``;
 * ``digitscenes[:key=value,...]`` — multi-label image scenes of real handwritten digits with pixel masks
   (``pointlens.data.digitscenes``; an :class:`~pointlens.data.images.ImageDataset`);
-* ``voc:PATH`` — a PASCAL VOC 2007 folder (images, multi-hot labels, segmentation masks; an ImageDataset).
+* ``voc:PATH[,size=S,masks=0|1]`` — a PASCAL VOC 2007 folder (images, multi-hot labels, segmentation masks;
+  an ImageDataset; see :func:`pointlens.data.readers.read_voc`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ KINDS = ("shapeparts", "modelnet40-h5", "modelnet40-txt", "meshes", "npz", "digi
 OPTION_KINDS = ("shapeparts", "digitscenes")
 """Kinds whose rest is ``key=value`` options (the others take a path)."""
 IMAGE_KINDS = ("digitscenes", "voc")
+VOC_OPTION_KEYS = ("size", "masks")
+"""Options a ``voc:PATH`` spec may end with: ``voc:PATH,size=128,masks=0``."""
 """Kinds that give an :class:`~pointlens.data.images.ImageDataset`."""
 SPEC_FORMS = ("shapeparts[:key=value,...], modelnet40-h5:PATH, modelnet40-txt:PATH, meshes:PATH, npz:PATH, "
-              "digitscenes[:key=value,...] or voc:PATH")
+              "digitscenes[:key=value,...] or voc:PATH[,size=S,masks=0|1]")
 MESH_FPS_OVERSAMPLE = 4  # meshes with sampling='fps': area-sample this many times num_points, then FPS
 
 
@@ -69,13 +72,43 @@ def parse_spec(spec: str) -> tuple[str, str | None, dict[str, str]]:
         return kind, None, options
     if not rest.strip():
         raise bad_argument("spec", spec, f"{kind}:PATH (a path after the colon)")
+    if kind == "voc":
+        return kind, *_trailing_options(rest.strip(), VOC_OPTION_KEYS)
     return kind, rest.strip(), {}
+
+
+def _trailing_options(rest: str, keys: tuple[str, ...]) -> tuple[str, dict[str, str]]:
+    """``PATH,key=value,...`` -> ``(PATH, {key: value})``: trailing items whose key is in ``keys`` are options
+    (the path itself may contain commas)."""
+    options: dict[str, str] = {}
+    while True:
+        head, sep, item = rest.rpartition(",")
+        key, eq, value = item.partition("=")
+        if not sep or not eq or key.strip() not in keys or not head.strip():
+            return rest, dict(reversed(list(options.items())))
+        options[key.strip()] = value.strip()
+        rest = head
 
 
 def _load_shapeparts(options: dict[str, str]) -> PointCloudDataset:
     from pointlens.data.shapeparts import generate_from_options
 
     return generate_from_options(dict(options))
+
+
+def _voc_options(options: dict[str, str]) -> dict:
+    out: dict = {}
+    for key, value in options.items():
+        if key == "size":
+            try:
+                out["size"] = int(value)
+            except ValueError:
+                raise bad_argument("voc option 'size'", value, "an integer (pixels)") from None
+        elif value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            out["masks"] = value.lower() in ("1", "true", "yes", "on")
+        else:
+            raise bad_argument(f"voc option '{key}'", value, "1 or 0 (true/false)")
+    return out
 
 
 def _load_image_dataset(kind: str, path: str | None, options: dict[str, str], spec: str, split,
@@ -85,12 +118,10 @@ def _load_image_dataset(kind: str, path: str | None, options: dict[str, str], sp
         from pointlens.data.digitscenes import generate_from_options
 
         ds = readers.filter_split(generate_from_options(dict(options)), split, spec)
+        if limit is not None:
+            ds = ds.subset(slice(0, limit))
     else:
-        from pointlens.data.voc import read_voc
-
-        ds = read_voc(path, split)
-    if limit is not None:
-        ds = ds.subset(slice(0, limit))
+        ds = readers.read_voc(path, split, limit=limit, **_voc_options(options))
     ds.meta = {**ds.meta, "spec": spec, "kind": kind, "path": path, "options": options, "split": split,
                "limit": limit, "image_size": list(ds.image_size)}
     return ds

@@ -22,7 +22,7 @@ from torch import nn
 
 from pointlens.models.layers import check_channels, check_dropout, plain_config
 from pointlens.models.registry import register_model
-from pointlens.utils.validate import as_images, check_int
+from pointlens.utils.validate import as_images, check_choice, check_int
 
 
 class ConvBlock(nn.Module):
@@ -53,11 +53,24 @@ class ConvBlock(nn.Module):
         return self.pool(x)
 
 
-class GlobalAvgPool2d(nn.Module):
-    """Mean over the pixels. Shapes: ``(B, C, H, W)`` -> ``(B, C)``."""
+POOLINGS = ("max", "avg", "avgmax")
+
+
+class GlobalPool2d(nn.Module):
+    """Global pooling over the pixels: ``max``, ``avg`` or ``avgmax`` (the mean of both).
+
+    Shapes: ``(B, C, H, W)`` -> ``(B, C)``.
+    """
+
+    def __init__(self, mode: str = "max"):
+        super().__init__()
+        self.mode = check_choice("pooling", mode, POOLINGS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.mean(dim=(2, 3))
+        if self.mode == "avg":
+            return x.mean(dim=(2, 3))
+        top = x.amax(dim=(2, 3))
+        return top if self.mode == "max" else 0.5 * (top + x.mean(dim=(2, 3)))
 
 
 @register_model("cnn")
@@ -86,21 +99,24 @@ class CNN(nn.Module):
     gradcam_layer: str = "features.3"
     modality: str = "image"
 
-    def __init__(self, num_classes: int, channels: Sequence[int] = (16, 32, 64, 128), depth: int = 1,
-                 dropout: float = 0.1):
+    def __init__(self, num_classes: int, channels: Sequence[int] = (16, 32, 64, 128), depth: int = 2,
+                 pooling: str = "avg", dropout: float = 0.1, input_norm: bool = False):
         super().__init__()
         channels = check_channels("channels", channels)
         depth = check_int("depth", depth, minimum=1, maximum=4)
         dropout = check_dropout(dropout)
+        check_choice("pooling", pooling, POOLINGS)
         self.config = {"name": "cnn", "num_classes": int(num_classes),
-                       "kwargs": plain_config(dict(channels=channels, depth=depth, dropout=dropout))}
+                       "kwargs": plain_config(dict(channels=channels, depth=depth, pooling=pooling,
+                                                   dropout=dropout, input_norm=bool(input_norm)))}
+        self.input_norm = bool(input_norm)
         self.num_classes = int(num_classes)
         blocks, c = [], 3
         for i, w in enumerate(channels):
             blocks.append(ConvBlock(c, w, pool=i < len(channels) - 1, depth=depth))
             c = w
         self.features = nn.Sequential(*blocks)
-        self.pool = GlobalAvgPool2d()
+        self.pool = GlobalPool2d(pooling)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(c, num_classes)
         self.gradcam_layer = f"features.{len(channels) - 1}"
@@ -112,6 +128,10 @@ class CNN(nn.Module):
 
     def forward_features(self, images: torch.Tensor) -> torch.Tensor:
         """The last conv block's maps. Shapes: ``(B, 3, H, W)`` -> ``(B, channels[-1], h, w)``."""
+        if self.input_norm:  # per image and channel: zero mean, unit standard deviation
+            mu = images.mean(dim=(2, 3), keepdim=True)
+            sd = images.std(dim=(2, 3), keepdim=True)
+            images = (images - mu) / (sd + 0.05)
         return self.features(images)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:

@@ -10,23 +10,32 @@ from torch import nn
 
 from pointlens.models.hooks import preserve_model_state
 from pointlens.utils.progress import progress
-from pointlens.utils.validate import as_points, check_int
+from pointlens.utils.validate import as_images, as_points, check_int
+
+
+def as_inputs(inputs, name: str = "points") -> torch.Tensor:
+    """Model inputs of either modality as a float32 tensor: 4-D arrays are images ``(M, 3, H, W)``
+    (:func:`~pointlens.utils.validate.as_images`), anything else points ``(M, N, 3)``
+    (:func:`~pointlens.utils.validate.as_points`)."""
+    if np.ndim(inputs) == 4:
+        return as_images(inputs, "images" if name == "points" else name)
+    return as_points(inputs, name)
 
 
 @torch.no_grad()
 def predict(model: nn.Module, points, *, batch_size: int = 64, device="cpu", desc: str | None = None) -> torch.Tensor:
-    """Logits of ``model`` in eval mode for every cloud (the caller's train/eval mode is restored).
+    """Logits of ``model`` in eval mode for every input (the caller's train/eval mode is restored).
 
     Args:
-        model: any module mapping ``(B, N, 3)`` to logits ``(B, C)``.
-        points: ``(M, N, 3)`` array or tensor.
-        batch_size: clouds per forward pass.
+        model: any module mapping ``(B, N, 3)`` clouds (or ``(B, 3, H, W)`` images) to logits ``(B, C)``.
+        points: ``(M, N, 3)`` clouds or ``(M, 3, H, W)`` images, array or tensor (a dataset's ``inputs``).
+        batch_size: inputs per forward pass.
         device: where to run.
 
     Returns:
         ``(M, C)`` float32 logits on the CPU.
     """
-    pts = as_points(points, "points")
+    pts = as_inputs(points, "points")
     check_int("batch_size", batch_size, minimum=1)
     out = []
     with preserve_model_state(model):
@@ -176,21 +185,23 @@ def _mean(d: dict) -> float:
 
 
 def evaluate(model: nn.Module, dataset, *, batch_size: int = 64, device="cpu"):
-    """Evaluate a classifier on a :class:`~pointlens.data.dataset.PointCloudDataset`.
+    """Evaluate a classifier on a :class:`~pointlens.data.dataset.PointCloudDataset` or
+    :class:`~pointlens.data.images.ImageDataset` (its ``inputs``).
 
     Single-label data gives an :class:`EvalResult`; multi-label data (``(M, C)`` multi-hot labels, ShapeParts
     scenes) a :class:`MultiLabelEvalResult` (mAP, per-class F1 at logit 0, exact-match accuracy).
 
     Args:
-        model: classifier mapping ``(B, N, 3)`` to ``(B, C)`` logits with ``C == dataset.num_classes``.
-        dataset: the labelled clouds.
+        model: classifier mapping ``(B, N, 3)`` (or ``(B, 3, H, W)``) to ``(B, C)`` logits with
+            ``C == dataset.num_classes``.
+        dataset: the labelled clouds or images.
         batch_size: clouds per forward pass.
         device: where to run.
 
     Returns:
         :class:`EvalResult` or :class:`MultiLabelEvalResult`.
     """
-    logits = predict(model, dataset.points, batch_size=batch_size, device=device, desc="evaluate")
+    logits = predict(model, dataset.inputs, batch_size=batch_size, device=device, desc="evaluate")
     if dataset.multilabel:
         return multilabel_report(logits.numpy(), dataset.labels, dataset.class_names)
     pred = logits.argmax(1).numpy()

@@ -1,4 +1,5 @@
-"""Supervised training of point-cloud classifiers with resumable, reproducible runs.
+"""Supervised training of classifiers (point clouds, or images with the ``cnn`` model) with resumable,
+reproducible runs.
 
 Reproducibility: every epoch re-seeds torch and the data generator from ``(seed, epoch)``, so a run resumed from
 the checkpoint of epoch ``e`` continues exactly as the uninterrupted run would have, and the same seed gives the
@@ -42,7 +43,9 @@ class TrainConfig:
         min_lr_ratio: final learning rate as a fraction of ``lr``.
         label_smoothing: cross-entropy label smoothing.
         seed: the run's seed.
-        augment: keyword options of :func:`pointlens.data.transforms.augment` (``{}`` disables augmentation).
+        augment: keyword options of :func:`pointlens.data.transforms.augment` (``{}`` disables augmentation);
+            point clouds only: image datasets are trained without augmentation (a flip or rotation changes what
+            a digit is).
         reg_weight: weight of ``model.regularization_loss()`` (PointNet's feature-transform regulariser).
         eval_every: evaluate on the test set every this many epochs (and after the last).
     """
@@ -106,10 +109,11 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
 
     Args:
         cfg: the run's :class:`TrainConfig`.
-        train_set: :class:`~pointlens.data.dataset.PointCloudDataset` to train on: single-label (cross-entropy)
-            or multi-label with ``(M, C)`` multi-hot labels (ShapeParts scenes; binary cross-entropy with
-            logits per class, ``label_smoothing`` ignored; "train accuracy" is then the per-label accuracy
-            at logit 0).
+        train_set: :class:`~pointlens.data.dataset.PointCloudDataset` or
+            :class:`~pointlens.data.images.ImageDataset` (its ``inputs`` are fed to the model) to train on:
+            single-label (cross-entropy) or multi-label with ``(M, C)`` multi-hot labels (ShapeParts scenes,
+            DigitScenes; binary cross-entropy with logits per class, ``label_smoothing`` ignored; "train
+            accuracy" is then the per-label accuracy at logit 0).
         test_set: optional dataset evaluated every ``cfg.eval_every`` epochs.
         model: a model to train; default ``create_model(cfg.model, train_set.num_classes, **cfg.model_kwargs)``
             built after seeding with ``cfg.seed``.
@@ -136,6 +140,12 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
     if model is None:
         torch.manual_seed(cfg.seed)
         model = create_model(cfg.model, train_set.num_classes, **cfg.model_kwargs)
+    data_kind = getattr(train_set, "modality", "points")
+    if getattr(model, "modality", "points") != data_kind:
+        want = "an image model (cnn)" if data_kind == "image" else "a point-cloud model (pointnet, pointnet2, dgcnn)"
+        raise InvalidArgumentError(f"model: {getattr(model, 'config', {}).get('name', type(model).__name__)} takes "
+                                   f"{getattr(model, 'modality', 'points')} but the data are {data_kind}s; "
+                                   f"use {want} (CLI: --model)")
     model.to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     history: list = []
@@ -168,7 +178,8 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
     if world_size > 1:
         net = nn.parallel.DistributedDataParallel(model)
 
-    pts_all = torch.from_numpy(train_set.points)
+    points = getattr(train_set, "modality", "points") == "points"
+    pts_all = torch.from_numpy(train_set.inputs)
     lab_all = torch.from_numpy(train_set.labels.astype(np.float32 if multilabel else np.int64))
     n = len(pts_all)
     final: dict = history[-1].get("test", {}) if history else {}
@@ -189,7 +200,7 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         for bidx in progress(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}"):
             x = pts_all[bidx]
             y = lab_all[bidx]
-            if cfg.augment:
+            if cfg.augment and points:
                 x = augment(x, gen, **cfg.augment)
             if world_size > 1:
                 x, y = x[rank::world_size], y[rank::world_size]
@@ -220,7 +231,10 @@ def train(cfg: TrainConfig, train_set, test_set=None, *, model: nn.Module | None
         history.append(record)
         if out is not None and D.is_main():
             extra = {"training": _state_for_checkpoint(cfg, epoch + 1, optimizer, history, train_seconds)}
-            save_checkpoint(ckpt_path, model, class_names=list(train_set.class_names), extra=extra)
+            if not points:
+                extra["input"] = {"modality": train_set.modality, "image_size": list(train_set.image_size)}
+            save_checkpoint(ckpt_path, model, class_names=list(train_set.class_names), extra=extra,
+                            normalization="unit_sphere" if points else "none")
             save_json(out / "history.json", history)
         if on_epoch is not None and D.is_main():
             on_epoch(record)
