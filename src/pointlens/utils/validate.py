@@ -93,11 +93,10 @@ def as_images(images, name: str = "images", *, channels: int = 3, min_size: int 
         t = t.unsqueeze(0)
     if t.dim() != 4 or t.shape[1] != channels:
         shape = tuple(t.shape)
-        hint = ""
         if t.dim() == 3 and t.shape[-1] == 3:
-            hint = " (this looks like point clouds (B, N, 3): use the point methods, modality='points')"
-        elif t.dim() == 4 and t.shape[-1] == channels:
-            hint = " (channel-last images: pass images.permute(0, 3, 1, 2))"
+            raise bad_argument(name, f"shape {shape} (a point cloud (B, N, 3)?)", want + ": this model classifies "
+                               "images, not points (for clouds use the point methods, modality='points')")
+        hint = " (channels-last? use images.permute(0, 3, 1, 2))" if t.dim() == 4 and t.shape[-1] == channels else ""
         raise bad_argument(name, f"a tensor of shape {shape}", want + hint)
     if t.shape[0] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
         raise bad_argument(name, f"shape {tuple(t.shape)}", "at least one image of at least 1 x 1 pixels")
