@@ -95,3 +95,21 @@ def test_training_on_digitscenes_lowers_the_loss_and_evaluates_with_map(digits, 
 def test_training_refuses_a_point_model_on_images(digits):
     with pytest.raises(InvalidArgumentError, match="pointnet takes points but the data are images; use an image"):
         train(TrainConfig(model="pointnet", epochs=1), digits[0])
+
+
+def test_cli_trains_and_evaluates_the_cnn_with_its_own_defaults(tmp_path, capsys):
+    import json
+
+    from pointlens.cli.main import main
+
+    data = "digitscenes:n=40,size=16,max_digits=1,seed=1"
+    out = tmp_path / "run"
+    assert main(["train", "--model", "cnn", "--data", data, "--epochs", "1",
+                 "--out", str(out), "--json", "--quiet", "--no-report"]) == 0
+    assert {"map", "mean_f1", "per_class_f1"} <= set(json.loads(capsys.readouterr().out)["test"])
+    args = json.loads((out / "config.json").read_text())["arguments"]
+    assert args["epochs"] == 1 and args["lr"] == 2e-3  # the cnn's learning rate when --lr is not given
+    assert main(["evaluate", "--checkpoint", str(out / "checkpoint.pt"), "--data", data, "--json", "--quiet",
+                 "--no-report"]) == 0
+    metrics = json.loads(capsys.readouterr().out)
+    assert metrics["n"] == 8 and 0.0 <= metrics["map"] <= 1.0 and set(metrics["per_class_f1"]) <= set("0123456789")

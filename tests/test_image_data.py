@@ -169,8 +169,13 @@ def write_voc(root, images=IMAGES):
         (base / "Annotations" / f"{name}.xml").write_text(_xml(objects))
         _save_palette_png(_index_map(mask_classes), base / "SegmentationClass" / f"{name}.png")
         lists.setdefault(split, []).append(name)
+    (base / "ImageSets" / "Main").mkdir(parents=True, exist_ok=True)
     for split, names in lists.items():
         (base / "ImageSets" / "Segmentation" / f"{split}.txt").write_text("\n".join(names) + "\n")
+    # the classification lists hold more images (here: 000003 is also a training image, and without a mask)
+    (base / "ImageSets" / "Main" / "train.txt").write_text("000001\n000002\n000003\n000004\n")
+    Image.new("RGB", (SIDE, SIDE), (10, 200, 30)).save(base / "JPEGImages" / "000004.jpg")
+    (base / "Annotations" / "000004.xml").write_text(_xml([("sheep", 1)]))
     return base
 
 
@@ -196,6 +201,10 @@ def test_voc_reader_reads_labels_palette_masks_and_splits(tmp_path):
     test = load_dataset(f"voc:{base},size=12", split="test", num_points=5)
     assert list(test.names) == ["000003"] and test.meta["split_files"]["test"].endswith("val.txt")
     assert parse_spec(f"voc:{base},size=12,masks=0") == ("voc", str(base), {"size": "12", "masks": "0"})
+    main = load_dataset(f"voc:{base},size=12,masks=0", split="train")  # ImageSets/Main, no masks needed
+    assert list(main.names) == ["000001", "000002", "000003", "000004"] and main.masks is None
+    assert np.flatnonzero(main.labels[3]).tolist() == [VOC_CLASSES.index("sheep")]
+    np.testing.assert_allclose(main.images[3, :, 5, 5], np.array([10, 200, 30]) / 255, atol=0.02)
 
 
 @pytest.mark.parametrize("damage, message", [
@@ -229,3 +238,12 @@ def test_voc_missing_folder_and_bad_options(tmp_path):
     base = write_voc(tmp_path)
     with pytest.raises(InvalidArgumentError, match="voc option 'size'"):
         load_dataset(f"voc:{base},size=huge")
+
+
+def test_digit_scans_are_scikit_learns():
+    from sklearn.datasets import load_digits
+
+    scans, digits = load_digit_scans()
+    d = load_digits()
+    np.testing.assert_array_equal(scans, d.images.astype(np.float32) / 16)
+    np.testing.assert_array_equal(digits, d.target)

@@ -116,7 +116,8 @@ def run(args) -> int:
               f"{summary['num_classes']} classes; splits " +
               ", ".join(f"{k} {v}" for k, v in summary["splits"].items()) + "\n")
     if summary["has"]:
-        out.write("per-point/extra arrays: " + ", ".join(summary["has"]) + "\n")
+        what = "per-image arrays" if "image_size" in summary else "per-point/extra arrays"
+        out.write(f"{what}: " + ", ".join(summary["has"]) + "\n")
     out.write(_table(summary) + "\n")
     if "out" in summary:
         out.write(f"wrote {summary['out']} (load it with the spec npz:{summary['out']})\n")

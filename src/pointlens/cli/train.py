@@ -18,13 +18,14 @@ from pointlens.cli.common import (
 def register(sub) -> None:
     p = add_parser(sub, "train", "train a classifier: point clouds (PointNet, PointNet++, DGCNN) or images (cnn)",
                    "pointlens train --model pointnet --data shapeparts --epochs 30 --out runs/pointnet\n"
-                   "  pointlens train --model cnn --data digitscenes --epochs 12 --out runs/cnn")
+                   "  pointlens train --model cnn --data digitscenes --out runs/cnn")
     p.add_argument("--model", default="pointnet",
                    help="model name: pointnet, pointnet2, dgcnn (points) or cnn (images) (default pointnet)")
     add_data_options(p, split_default="train")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs (default 30)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 30; 8 for cnn)")
     p.add_argument("--batch-size", type=int, default=32, help="clouds per step (default 32)")
-    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate, cosine decay (default 1e-3)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate, cosine decay (default 1e-3; 2e-3 for cnn)")
     p.add_argument("--no-augment", action="store_true",
                    help="disable jitter/scale/shift augmentation (point clouds; images are never augmented)")
     p.add_argument("--rotate", action="store_true", help="add random up-axis rotation to the augmentation")
@@ -41,12 +42,20 @@ def parse_model_options(items: list[str]) -> dict:
     return dict(parse_option(item, "--model-option") for item in items)
 
 
+# defaults per model where they differ from the point models' (measured: BENCHMARKS.md, issue 13)
+MODEL_DEFAULTS = {"cnn": {"epochs": 8, "lr": 2e-3}}
+DEFAULTS = {"epochs": 30, "lr": 1e-3}
+
+
 def run(args) -> int:
     from pointlens.data import load_dataset
     from pointlens.training import TrainConfig, evaluate, train
     from pointlens.training import distributed as D
     from pointlens.utils.io import RunFolder
 
+    for key, value in {**DEFAULTS, **MODEL_DEFAULTS.get(args.model, {})}.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)  # config.json records the value used
     aug = {} if args.no_augment else {"rotate": args.rotate, "jitter": True, "scale": True, "shift": True}
     cfg = TrainConfig(model=args.model, model_kwargs=parse_model_options(args.model_option), epochs=args.epochs,
                       batch_size=args.batch_size, lr=args.lr, seed=args.seed, augment=aug)

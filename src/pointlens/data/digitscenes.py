@@ -53,15 +53,36 @@ def load_digit_scans() -> tuple[np.ndarray, np.ndarray]:
     """
     global _scans_cache
     if _scans_cache is None:
-        try:
-            from sklearn.datasets import load_digits
-        except ImportError:
-            raise InvalidArgumentError("data spec digitscenes: needs scikit-learn for its bundled digit scans; "
-                                       "install it with: pip install scikit-learn") from None
-        d = load_digits()
-        scans = (np.asarray(d.images, dtype=np.float32) / 16.0).clip(0.0, 1.0)
-        _scans_cache = (np.ascontiguousarray(scans), np.asarray(d.target, dtype=np.int64))
+        _scans_cache = _read_digits()
     return _scans_cache
+
+
+def _read_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The scans from scikit-learn's ``datasets/data/digits.csv.gz`` (64 pixel values 0-16 and the digit per
+    row; what ``load_digits`` parses) read without importing scikit-learn (seconds faster); ``load_digits``
+    itself when the file is not where it is expected."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise InvalidArgumentError("data spec digitscenes: needs scikit-learn for its bundled digit scans; "
+                                   "install it with: pip install scikit-learn")
+    path = Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data" / "digits.csv.gz"
+    try:
+        with gzip.open(path, "rt") as fh:
+            rows = np.loadtxt(fh, delimiter=",", dtype=np.float32)
+        if rows.shape != (1797, 65):
+            raise ValueError(f"shape {rows.shape}")
+        pixels, target = rows[:, :64], rows[:, 64]
+    except (OSError, ValueError):
+        from sklearn.datasets import load_digits
+
+        d = load_digits()
+        pixels, target = np.asarray(d.data, dtype=np.float32), np.asarray(d.target)
+    scans = (pixels.reshape(-1, 8, 8) / 16.0).clip(0.0, 1.0)
+    return np.ascontiguousarray(scans, dtype=np.float32), np.asarray(target, dtype=np.int64)
 
 
 def split_scans(digits: np.ndarray, test_fraction: float, seed: int) -> np.ndarray:
@@ -165,7 +186,11 @@ def _scenes(rng, count, pool, scans, digits, *, size, min_digits, max_digits, di
         classes = rng.choice(10, size=k, replace=False)
         sides = [int(s) for s in rng.integers(digit_min, digit_max + 1, k)]
         corners = _place(rng, sides, size)
-        while corners is None:  # too crowded: shrink the digits and try again
+        tries = 0
+        while corners is None:  # too crowded: shrink the digits, at the smallest size drop one, and try again
+            tries += 1
+            if tries > 20 and len(sides) > 1:
+                classes, sides, tries = classes[:-1], sides[:-1], 0
             sides = [max(digit_min, s - 2) for s in sides]
             corners = _place(rng, sides, size)
         alpha = np.zeros((size, size))
@@ -197,9 +222,10 @@ def generate(n: int = 2500, *, train: int | None = None, test: int | None = None
         test: number of test scenes (default ``round(n * test_fraction)``).
         test_fraction: share of each digit's SCANS reserved for test (and of ``n`` given to test).
         size: image side ``H = W`` in pixels (>= 16).
-        min_digits, max_digits: digits per scene, of distinct classes (1 <= min <= max <= 3).
-        digit_min, digit_max: side of a pasted digit in pixels (default ``size // 4`` and ``size * 7 // 16``:
-            16 and 28 at size 64).
+        min_digits, max_digits: digits per scene, of distinct classes (1 <= min <= max <= 3); digits that do
+            not fit are shrunk towards ``digit_min`` and, should even that fail 20 times, one is dropped.
+        digit_min, digit_max: side of a pasted digit in pixels (default ``max(8, size // 4)`` and
+            ``max(digit_min, size * 7 // 16)``: 16 and 28 at size 64).
         mask_threshold: a pixel belongs to a digit's mask when its upsampled ink intensity exceeds this.
         seed: the seed of the scan split and of every scene.
 
@@ -216,12 +242,14 @@ def generate(n: int = 2500, *, train: int | None = None, test: int | None = None
     test_fraction = check_float("test_fraction", test_fraction, minimum=0.0, maximum=0.9)
     min_digits = check_int("min_digits", min_digits, minimum=1, maximum=3)
     max_digits = check_int("max_digits", max_digits, minimum=min_digits, maximum=3)
-    digit_min = check_int("digit_min", size // 4 if digit_min is None else digit_min, minimum=8,
-                          maximum=size // max_digits)
-    digit_max = check_int("digit_max", size * 7 // 16 if digit_max is None else digit_max, minimum=digit_min,
-                          maximum=size)
+    if digit_min is None:
+        digit_min = max(8, size // 4)
+    digit_min = check_int("digit_min", digit_min, minimum=8)
     if max_digits * digit_min > size:
-        raise bad_argument("digit_min", digit_min, f"at most size / max_digits = {size // max_digits}")
+        raise bad_argument("digit_min", digit_min, f"at most size / max_digits = {size // max_digits} (room for "
+                           f"{max_digits} digits side by side in {size} pixels): lower max_digits or raise size")
+    digit_max = check_int("digit_max", max(digit_min, size * 7 // 16) if digit_max is None else digit_max,
+                          minimum=digit_min, maximum=size)
     mask_threshold = check_float("mask_threshold", mask_threshold, minimum=0.0, maximum=0.99)
     seed = check_int("seed", seed)
     n = check_int("n", n, minimum=1)
