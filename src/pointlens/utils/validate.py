@@ -59,25 +59,22 @@ def as_points(points, name: str = "points", *, batched: bool = True, allow_extra
     return t
 
 
-def as_images(images, name: str = "images", *, channels: int = 3, min_size: int = 1,
-              finite: bool = True) -> torch.Tensor:
-    """Check and convert an image batch to a float32 tensor ``(B, C, H, W)`` (channel-first, as the models take).
+def as_images(images, name: str = "images", *, min_size: int = 1, finite: bool = True) -> torch.Tensor:
+    """Check and convert a batch of RGB images to a float32 tensor ``(B, 3, H, W)``.
 
     Args:
-        images: array-like ``(B, C, H, W)``; a single ``(C, H, W)`` image is given a batch dimension.
+        images: array-like ``(B, 3, H, W)`` channel-first (``(3, H, W)`` is given a batch dimension).
         name: the argument's name, used in the error message.
-        channels: the number of channels ``C`` (3 for RGB).
         min_size: the smallest ``H`` and ``W`` accepted.
         finite: refuse NaN or infinite values.
 
     Returns:
-        ``torch.Tensor`` float32 ``(B, C, H, W)`` (the same tensor when it already is one, so gradients flow).
+        ``torch.Tensor`` float32 ``(B, 3, H, W)`` (the same tensor when it already is one, so gradients flow).
 
     Raises:
-        InvalidArgumentError: wrong type, integer pixels, rank, channel count (point clouds ``(B, N, 3)`` and
-            channel-last images are named as such), empty or too small images, or non-finite values.
+        InvalidArgumentError: wrong type, rank, channel count (a ``(B, N, 3)`` point cloud or a channels-last
+            ``(B, H, W, 3)`` image is named as such), too small, or non-finite values.
     """
-    want = f"images of shape (B, {channels}, H, W) or ({channels}, H, W)"
     if isinstance(images, np.ndarray):
         t = torch.from_numpy(np.ascontiguousarray(images))
     elif isinstance(images, torch.Tensor):
@@ -86,20 +83,19 @@ def as_images(images, name: str = "images", *, channels: int = 3, min_size: int 
         try:
             t = torch.as_tensor(np.asarray(images, dtype=np.float32))
         except Exception:
-            raise bad_argument(name, type(images).__name__, f"a tensor or array: {want}") from None
-    if not t.is_floating_point():
-        raise bad_argument(name, f"dtype {t.dtype}", "floating point pixels in [0, 1] (divide uint8 images by 255)")
-    if t.dim() == 3 and t.shape[0] == channels:
+            raise bad_argument(name, type(images).__name__, "a tensor or array of shape (B, 3, H, W)") from None
+    if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int32, torch.int64)):
+        raise bad_argument(name, f"dtype {t.dtype}", "floating point pixel values (B, 3, H, W)")
+    if t.dim() == 3 and t.shape[0] == 3:
         t = t.unsqueeze(0)
-    if t.dim() != 4 or t.shape[1] != channels:
-        shape = tuple(t.shape)
-        if t.dim() == 3 and t.shape[-1] == 3:
-            raise bad_argument(name, f"shape {shape} (a point cloud (B, N, 3)?)", want + ": this model classifies "
-                               "images, not points (for clouds use the point methods, modality='points')")
-        hint = " (channels-last? use images.permute(0, 3, 1, 2))" if t.dim() == 4 and t.shape[-1] == channels else ""
-        raise bad_argument(name, f"a tensor of shape {shape}", want + hint)
-    if t.shape[0] == 0 or t.shape[2] == 0 or t.shape[3] == 0:
-        raise bad_argument(name, f"shape {tuple(t.shape)}", "at least one image of at least 1 x 1 pixels")
+    if t.dim() == 3 and t.shape[-1] == 3:
+        raise bad_argument(name, f"shape {tuple(t.shape)} (a point cloud (B, N, 3)?)",
+                           "images of shape (B, 3, H, W): this model classifies images, not points")
+    if t.dim() != 4:
+        raise bad_argument(name, f"a tensor of shape {tuple(t.shape)}", "images of shape (B, 3, H, W)")
+    if t.shape[1] != 3:
+        hint = " (channels-last? use images.permute(0, 3, 1, 2))" if t.shape[-1] == 3 else ""
+        raise bad_argument(name, f"shape {tuple(t.shape)}", f"(B, 3, H, W) RGB channel-first{hint}")
     if t.shape[2] < min_size or t.shape[3] < min_size:
         raise bad_argument(name, f"shape {tuple(t.shape)}", f"images of at least {min_size} x {min_size} pixels")
     if t.dtype != torch.float32:

@@ -179,7 +179,7 @@ class IGOSPlusPlus(ImageAttribution):
                 md = (md - alphas * gd).clamp(0, 1)
                 mi = (mi - alphas * gi).clamp(0, 1)
         with torch.no_grad():
-            return 1 - (self._up(md, (h, w)) * self._up(mi, (h, w)))[:, 0]
+            return (1 - self._up(md, (h, w)) * self._up(mi, (h, w)))[:, 0].clamp(0, 1)
 
     def _line_search(self, x, base, md, mi, gd, gi, base_loss, t, eps, wv, wh) -> torch.Tensor:
         """Per-image step ``(B, 1, 1, 1)``: the largest ``alpha decay^k`` with
