@@ -77,7 +77,7 @@ def test_networks_shapes_and_permutation_equivariance():
         assert out.shape == (2, 4, 40)
         assert torch.allclose(net(x[:, perm]), out[:, :, perm], atol=1e-5)
     with pytest.raises(InvalidArgumentError):
-        create_explainer_network("unet", 3)
+        create_explainer_network("segformer", 3)
 
 
 def test_baseline_masks_and_truth(scenes, classifier):

@@ -1,4 +1,4 @@
-"""Point explainer networks: segmentation backbones giving per-class per-point mask logits ``(B, C, N)``.
+"""Explainer networks: segmentation backbones giving per-class mask logits (``(B, C, N)`` or ``(B, C, H, W)``).
 
 * ``pointnet-seg`` (:class:`PointNetSeg`): PointNet's segmentation layout — a shared per-point MLP, a global
   max-pooled feature, the global feature concatenated to every point's local features, a per-point MLP to
@@ -7,7 +7,10 @@
   (:class:`pointlens.models.dgcnn.EdgeConv`), their outputs concatenated, a global max-pooled embedding
   concatenated back to every point, a per-point MLP to ``C`` logits.
 
-Both are small by default (sized for CPU training). Build one with :func:`create_explainer_network`.
+* ``unet`` (:class:`UNet`), for images: a small U-Net encoder–decoder, ``(B, 3, H, W) -> (B, C, H, W)``.
+
+All are small by default (sized for CPU training). Build one with :func:`create_explainer_network`;
+:data:`DEFAULT_NETWORK` names each modality's default.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from pointlens.errors import bad_argument
@@ -115,11 +119,85 @@ class DGCNNSeg(nn.Module):
         return self.head(torch.cat([f, g.expand(-1, -1, f.shape[2])], 1))
 
 
-NETWORKS = {"pointnet-seg": PointNetSeg, "dgcnn-seg": DGCNNSeg}
+class _ConvBlock(nn.Sequential):
+    """Two 3x3 conv + batch norm + ReLU layers (padding 1: the size is kept)."""
+
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True),
+                         nn.Conv2d(c_out, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out),
+                         nn.ReLU(inplace=True))
+
+
+class UNet(nn.Module):
+    """A small U-Net (Ronneberger et al. 2015) giving per-class mask logits for images.
+
+    ``depth`` encoder levels, each a :class:`_ConvBlock` (two 3x3 conv + BN + ReLU) followed by a 2x2 max pool,
+    widths ``width · 2^level``; a bottleneck block of width ``width · 2^depth``; ``depth`` decoder levels, each a
+    2x2 transposed convolution (stride 2) to the level's width, concatenated with the encoder's feature map of
+    that level (the skip connection) and a :class:`_ConvBlock`; a 1x1 convolution to ``C`` logits.
+
+    Args:
+        num_classes: mask channels ``C``.
+        width: channels of the first level (default 16).
+        depth: pooling levels (default 3; ``H`` and ``W`` must be divisible by ``2^depth``).
+        in_channels: input channels (default 3, RGB).
+
+    Shapes:
+        ``(B, in_channels, H, W)`` -> ``(B, C, H, W)`` mask logits.
+    """
+
+    def __init__(self, num_classes: int, width: int = 16, depth: int = 3, in_channels: int = 3):
+        super().__init__()
+        width = check_int("width", width, minimum=1)
+        depth = check_int("depth", depth, minimum=1, maximum=8)
+        in_channels = check_int("in_channels", in_channels, minimum=1)
+        self.config = {"name": "unet", "num_classes": int(num_classes),
+                       "kwargs": {"width": width, "depth": depth, "in_channels": in_channels}}
+        self.depth = depth
+        self.in_channels = in_channels
+        widths = [width * 2 ** i for i in range(depth + 1)]
+        self.down = nn.ModuleList()
+        c = in_channels
+        for w in widths[:-1]:
+            self.down.append(_ConvBlock(c, w))
+            c = w
+        self.bottleneck = _ConvBlock(widths[-2], widths[-1])
+        self.up = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for lvl in reversed(range(depth)):
+            self.up.append(nn.ConvTranspose2d(widths[lvl + 1], widths[lvl], 2, stride=2))
+            self.dec.append(_ConvBlock(2 * widths[lvl], widths[lvl]))
+        self.out = nn.Conv2d(widths[0], num_classes, 1)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.dim() != 4 or images.shape[1] != self.in_channels:
+            raise bad_argument("images", f"shape {tuple(images.shape)}", f"(B, {self.in_channels}, H, W)")
+        h, w = images.shape[-2:]
+        f = 2 ** self.depth
+        if h % f or w % f:
+            raise bad_argument("images", f"size {h}x{w}", f"height and width divisible by 2^depth = {f} (resize or "
+                               "crop the images, or build the unet with a smaller depth)")
+        skips = []
+        x = images
+        for block in self.down:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for up, dec, skip in zip(self.up, self.dec, reversed(skips)):
+            x = dec(torch.cat([up(x), skip], 1))
+        return self.out(x)
+
+
+NETWORKS = {"pointnet-seg": PointNetSeg, "dgcnn-seg": DGCNNSeg, "unet": UNet}
+#: the networks of each modality, the default first
+MODALITY_NETWORKS = {"points": ("pointnet-seg", "dgcnn-seg"), "image": ("unet",)}
+DEFAULT_NETWORK = {m: names[0] for m, names in MODALITY_NETWORKS.items()}
 
 
 def create_explainer_network(name: str, num_classes: int, **kwargs) -> nn.Module:
-    """Build an explainer network by name (``pointnet-seg`` or ``dgcnn-seg``).
+    """Build an explainer network by name (``pointnet-seg`` or ``dgcnn-seg`` for clouds, ``unet`` for images).
 
     Args:
         name: network name.
@@ -127,8 +205,8 @@ def create_explainer_network(name: str, num_classes: int, **kwargs) -> nn.Module
         **kwargs: the network's options (see its class).
 
     Returns:
-        the network (training mode), mapping ``(B, N, 3)`` to ``(B, C, N)`` mask logits; its ``config`` dict
-        rebuilds it.
+        the network (training mode), mapping ``(B, N, 3)`` to ``(B, C, N)`` (point networks) or
+        ``(B, 3, H, W)`` to ``(B, C, H, W)`` (``unet``) mask logits; its ``config`` dict rebuilds it.
     """
     if name not in NETWORKS:
         raise bad_argument("network", name, "one of " + ", ".join(NETWORKS))

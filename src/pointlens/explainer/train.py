@@ -1,4 +1,9 @@
-"""Training point explainers for a frozen classifier: validation split, early stopping, checkpoints, exact resume.
+"""Training explainers for a frozen classifier: validation split, early stopping, checkpoints, exact resume.
+
+Modality-independent: the data's ``modality`` (``"points"`` or ``"image"``) picks the mask application and
+smoothness (:class:`~pointlens.explainer.points.PointModality` or :class:`~pointlens.explainer.images.ImageModality`)
+and the default network (``pointnet-seg`` or ``unet``); the inputs are the data's ``inputs`` (clouds
+``(M, N, 3)`` or images ``(M, 3, H, W)``).
 
 Reproducibility follows :mod:`pointlens.training`: every epoch re-seeds torch and the batch order from
 ``(seed, epoch)``, and the checkpoint written after every epoch holds the network, the optimizer state, the
@@ -22,18 +27,22 @@ import torch
 from torch import nn
 
 from pointlens.errors import CheckpointError, InvalidArgumentError, bad_argument
-from pointlens.explainer.network import create_explainer_network
+from pointlens.explainer.images import ImageModality
+from pointlens.explainer.network import DEFAULT_NETWORK, MODALITY_NETWORKS, create_explainer_network
 from pointlens.explainer.objective import OBJECTIVES, ObjectiveWeights, RTISWeights
 from pointlens.explainer.points import PointModality
 from pointlens.models.hooks import preserve_model_state
 from pointlens.training.train import config_diff
 from pointlens.utils.io import save_json, save_torch
 from pointlens.utils.progress import progress
-from pointlens.utils.validate import as_points, check_choice, check_float, check_int
+from pointlens.utils.validate import as_images, as_points, check_choice, check_float, check_int
 
 CHECKPOINT_NAME = "checkpoint.pt"
 EXPLAINER_NAME = "explainer.pt"
 FORMAT = "pointlens-explainer"
+MODALITIES = tuple(MODALITY_NETWORKS)
+#: settings added after the first explainer checkpoints: the values those runs had
+_LEGACY = {"modality": "points", "fill": "zero", "blur_sigma": 5.0}
 
 
 @dataclass
@@ -42,13 +51,18 @@ class ExplainerConfig:
 
     Attributes:
         objective: ``"stalder"`` (Stalder et al.) or ``"rtis"`` (Dabkowski & Gal's real-time saliency).
-        network: ``"pointnet-seg"`` or ``"dgcnn-seg"`` (:mod:`pointlens.explainer.network`).
+        modality: ``"points"`` or ``"image"``; None = the training data's (set by :func:`train_explainer`).
+        network: ``"pointnet-seg"`` or ``"dgcnn-seg"`` (clouds), ``"unet"`` (images)
+            (:mod:`pointlens.explainer.network`); None = the modality's default (``pointnet-seg`` / ``unet``).
         network_kwargs: options of the network.
         preset: the paper's weights for the Stalder objective (``"vgg16"`` or ``"resnet50"``).
         weights: overrides of :class:`~pointlens.explainer.objective.ObjectiveWeights` (Stalder) or
             :class:`~pointlens.explainer.objective.RTISWeights` (RTIS).
-        k: neighbours of the smoothness graph.
-        centre: ``"median"`` or ``"mean"``: where a masked-out point goes.
+        k: neighbours of the smoothness graph (clouds).
+        centre: ``"median"`` or ``"mean"``: where a masked-out point goes (clouds).
+        fill: what a masked-out pixel becomes (images): ``"zero"`` (the paper, ``m ⊙ x``), ``"grey"`` or
+            ``"blur"`` (:class:`~pointlens.explainer.images.ImageModality`).
+        blur_sigma: the blur's standard deviation in pixels (``fill="blur"``).
         epochs: the most passes over the training clouds.
         batch_size: clouds per step (the paper: 16).
         lr: Adam learning rate (the paper's 1e-5 / 1e-4 fine-tune a pretrained DeepLab; this network starts
@@ -61,12 +75,15 @@ class ExplainerConfig:
     """
 
     objective: str = "stalder"
-    network: str = "pointnet-seg"
+    modality: str | None = None
+    network: str | None = None
     network_kwargs: dict = field(default_factory=dict)
     preset: str = "vgg16"
     weights: dict = field(default_factory=dict)
     k: int = 10
     centre: str = "median"
+    fill: str = "zero"
+    blur_sigma: float = 5.0
     epochs: int = 30
     batch_size: int = 16
     lr: float = 1e-3
@@ -85,9 +102,37 @@ class ExplainerConfig:
         check_float("val_fraction", self.val_fraction, minimum=0.0, maximum=0.9)
         check_int("patience", self.patience, minimum=1)
         check_choice("target", self.target, ("label", "prediction"))
+        if self.modality is not None:
+            check_choice("modality", self.modality, MODALITIES)
+            if self.network is not None and self.network not in MODALITY_NETWORKS[self.modality]:
+                raise bad_argument("network", self.network, f"a network for {self.modality} data: one of "
+                                   + ", ".join(MODALITY_NETWORKS[self.modality]))
         self.objective_weights()
         PointModality(k=self.k, centre=self.centre)
+        ImageModality(fill=self.fill, blur_sigma=self.blur_sigma)
         return self
+
+    def resolved(self, modality: str) -> "ExplainerConfig":
+        """A copy for data of ``modality``: ``modality`` and ``network`` (the modality's default) filled in.
+
+        Raises:
+            InvalidArgumentError: the config names another modality, or a network of another modality.
+        """
+        check_choice("modality", modality, MODALITIES)
+        if self.modality is not None and self.modality != modality:
+            raise bad_argument("modality", self.modality, f"{modality} (the data's modality)")
+        import dataclasses
+
+        return dataclasses.replace(self, modality=modality,
+                                   network=self.network or DEFAULT_NETWORK[modality]).validate()
+
+    def make_modality(self):
+        """The :class:`~pointlens.explainer.modality.Modality` of a resolved config."""
+        if self.modality == "image":
+            return ImageModality(fill=self.fill, blur_sigma=self.blur_sigma)
+        if self.modality == "points":
+            return PointModality(k=self.k, centre=self.centre)
+        raise bad_argument("modality", self.modality, "points or image (call resolved() first)")
 
     def objective_weights(self):
         """The weights object of the chosen objective (preset + overrides), validated."""
@@ -127,8 +172,8 @@ def _epoch_seed(seed: int, epoch: int) -> int:
 
 def present_classes(classifier: nn.Module, dataset, target: str = "label", *, device="cpu",
                     batch_size: int = 64) -> torch.Tensor:
-    """``(M, C)`` bool classes present in every cloud: the multi-hot label (multi-label data), else one class:
-    the label or the classifier's prediction (``target``)."""
+    """``(M, C)`` bool classes present in every input (cloud or image): the multi-hot label (multi-label data),
+    else one class: the label or the classifier's prediction (``target``)."""
     check_choice("target", target, ("label", "prediction"))
     if dataset.multilabel:
         return torch.from_numpy(np.asarray(dataset.labels) > 0.5)
@@ -136,10 +181,20 @@ def present_classes(classifier: nn.Module, dataset, target: str = "label", *, de
     if target == "label":
         lab = torch.from_numpy(np.asarray(dataset.labels, dtype=np.int64))
     else:
-        from pointlens.training import predict
-
-        lab = predict(classifier, dataset.points, batch_size=batch_size, device=device, desc="predict").argmax(1)
+        x = as_inputs(dataset.inputs)
+        with preserve_model_state(classifier), torch.no_grad():
+            classifier.eval()
+            lab = torch.cat([classifier(x[s:s + batch_size].to(device)).float().cpu()
+                             for s in progress(range(0, len(x), batch_size), desc="predict")]).argmax(1)
     return torch.nn.functional.one_hot(lab, c).bool()
+
+
+def as_inputs(inputs, name: str = "inputs") -> torch.Tensor:
+    """Clouds ``(M, N, 3)`` or images ``(M, 3, H, W)`` (array or tensor) as a float32 tensor, checked."""
+    t = torch.from_numpy(np.ascontiguousarray(inputs)) if isinstance(inputs, np.ndarray) else torch.as_tensor(inputs)
+    if t.dim() == 4:
+        return as_images(t, name)
+    return as_points(t, name)
 
 
 def split_validation(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -166,13 +221,16 @@ def _freeze(classifier: nn.Module) -> None:
 
 def train_explainer(cfg: ExplainerConfig, classifier: nn.Module, train_set, *, out_dir=None, resume: bool = False,
                     device="cpu", meta: dict | None = None, stop_after: int | None = None) -> ExplainerResult:
-    """Train an explainer network for ``classifier`` on ``train_set`` (its clouds; no ground truth is used).
+    """Train an explainer network for ``classifier`` on ``train_set`` (its inputs; no ground truth is used).
 
     Args:
-        cfg: :class:`ExplainerConfig`.
-        classifier: the frozen explanandum ``(B, N, 3) -> (B, C)`` (left in its mode with its flags).
-        train_set: :class:`~pointlens.data.dataset.PointCloudDataset`; multi-label data trains with BCE,
-            single-label data with cross-entropy against the label or the prediction (``cfg.target``).
+        cfg: :class:`ExplainerConfig` (its ``modality`` and ``network`` default to the data's, see
+            :meth:`ExplainerConfig.resolved`; the resolved config is what is saved and resumed).
+        classifier: the frozen explanandum ``(B, N, 3)`` or ``(B, 3, H, W)`` -> ``(B, C)`` (left in its mode
+            with its flags).
+        train_set: :class:`~pointlens.data.dataset.PointCloudDataset` or
+            :class:`~pointlens.data.images.ImageDataset`; multi-label data trains with BCE, single-label data
+            with cross-entropy against the label or the prediction (``cfg.target``).
         out_dir: run folder for ``checkpoint.pt`` (every epoch), ``explainer.pt`` and ``history.json``.
         resume: continue from ``out_dir/checkpoint.pt`` (same config required).
         device: torch device.
@@ -183,21 +241,26 @@ def train_explainer(cfg: ExplainerConfig, classifier: nn.Module, train_set, *, o
     Returns:
         :class:`ExplainerResult`.
     """
-    cfg.validate()
+    cfg = cfg.validate().resolved(getattr(train_set, "modality", "points"))
     out = Path(out_dir) if out_dir is not None else None
     ckpt = out / CHECKPOINT_NAME if out is not None else None
     multilabel = bool(train_set.multilabel)
     c = train_set.num_classes
-    modality = PointModality(k=cfg.k, centre=cfg.centre)
+    modality = cfg.make_modality()
 
     with preserve_model_state(classifier):
         _freeze(classifier)
         classifier.to(device)
         present_all = present_classes(classifier, train_set, cfg.target, device=device)
-        pts_all = torch.from_numpy(train_set.points)
+        pts_all = as_inputs(train_set.inputs, "train_set")
         tr_idx, va_idx = split_validation(len(pts_all), cfg.val_fraction, cfg.seed)
         if len(tr_idx) < 2:
-            raise bad_argument("train_set", f"{len(pts_all)} clouds", "at least 3 clouds (2 to train, 1 to validate)")
+            raise bad_argument("train_set", f"{len(pts_all)} inputs", "at least 3 inputs (2 to train, 1 to validate)")
+        if cfg.network == "unet":  # a size the network cannot take fails now, not after the first epoch
+            f = 2 ** int(cfg.network_kwargs.get("depth", 3))
+            if pts_all.shape[2] % f or pts_all.shape[3] % f:
+                raise bad_argument("train_set", f"images of {pts_all.shape[2]}x{pts_all.shape[3]} pixels",
+                                   f"height and width divisible by 2^depth = {f} (or a smaller unet depth)")
 
         torch.manual_seed(cfg.seed)
         network = create_explainer_network(cfg.network, c, **cfg.network_kwargs).to(device)
@@ -217,7 +280,7 @@ def train_explainer(cfg: ExplainerConfig, classifier: nn.Module, train_set, *, o
             order = torch.from_numpy(tr_idx)[torch.randperm(len(tr_idx), generator=gen)]
             batches = [order[s:s + cfg.batch_size] for s in range(0, len(order), cfg.batch_size)]
             if len(batches) > 1 and len(batches[-1]) < 2:
-                batches = batches[:-1]  # batch norm needs two clouds
+                batches = batches[:-1]  # batch norm needs two inputs
             network.train()
             t0 = time.perf_counter()
             sums: dict = {}
@@ -260,9 +323,11 @@ def train_explainer(cfg: ExplainerConfig, classifier: nn.Module, train_set, *, o
             network.load_state_dict(state["best_state"])
         network.eval()
         if out is not None and finished:
+            shape = ({"num_points": int(pts_all.shape[1])} if cfg.modality == "points"
+                     else {"image_size": [int(pts_all.shape[2]), int(pts_all.shape[3])]})
             save_explainer(out / EXPLAINER_NAME, network, cfg, class_names=list(train_set.class_names),
                            meta={**(meta or {}), "best_epoch": state["best_epoch"], "best_val": state["best_val"],
-                                 "num_points": int(train_set.num_points), "multilabel": multilabel,
+                                 **shape, "multilabel": multilabel, "modality": cfg.modality,
                                  "train_seconds": state["train_seconds"]})
     return ExplainerResult(network, state["history"], state["best_epoch"], state["best_val"], state["stopped"],
                            state["train_seconds"])
@@ -271,8 +336,9 @@ def train_explainer(cfg: ExplainerConfig, classifier: nn.Module, train_set, *, o
 @torch.no_grad()
 def validation_loss(cfg: ExplainerConfig, classifier, network, points, present, multilabel: bool, *,
                     device="cpu", batch_size: int = 64) -> dict:
-    """Mean objective and terms over ``points (M, N, 3)`` with the network in eval mode."""
-    modality = PointModality(k=cfg.k, centre=cfg.centre)
+    """Mean objective and terms over ``points`` (clouds ``(M, N, 3)`` or images ``(M, 3, H, W)``; ``cfg``
+    resolved) with the network in eval mode."""
+    modality = cfg.make_modality()
     with preserve_model_state(network):
         network.eval()
         sums: dict = {}
@@ -300,7 +366,7 @@ def _load_training_state(path, cfg, network, optimizer, device) -> dict:
         raise CheckpointError(f"{path}: not a readable explainer training checkpoint ({type(e).__name__})") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT + "-training":
         raise CheckpointError(f"{path}: not an explainer training checkpoint")
-    mine, theirs = asdict(cfg), saved["config"]
+    mine, theirs = asdict(cfg), {**_LEGACY, **saved["config"]}
     diff = config_diff(theirs, mine)
     if diff:
         raise InvalidArgumentError(f"--resume: the run in {path.parent} used different settings ({', '.join(diff)}); "
@@ -318,8 +384,9 @@ class LoadedExplainer:
     """An explainer read by :func:`load_explainer`.
 
     Attributes:
-        network: the network (eval mode) mapping ``(B, N, 3)`` to ``(B, C, N)`` mask logits.
-        config: the :class:`ExplainerConfig` it was trained with.
+        network: the network (eval mode) mapping ``(B, N, 3)`` to ``(B, C, N)`` (clouds) or ``(B, 3, H, W)`` to
+            ``(B, C, H, W)`` (images) mask logits.
+        config: the :class:`ExplainerConfig` it was trained with (resolved: ``modality`` and ``network`` set).
         class_names: ``C`` names.
         meta: plain values stored at training time (classifier path and format, best epoch, ...).
     """
@@ -328,6 +395,11 @@ class LoadedExplainer:
     config: ExplainerConfig
     class_names: list
     meta: dict
+
+    @property
+    def modality(self) -> str:
+        """``"points"`` or ``"image"``."""
+        return self.config.modality
 
 
 def save_explainer(path, network: nn.Module, cfg: ExplainerConfig, *, class_names, meta: dict | None = None) -> Path:
@@ -358,24 +430,24 @@ def load_explainer(path, device="cpu") -> LoadedExplainer:
     network = create_explainer_network(nc["name"], nc["num_classes"], **nc["kwargs"])
     network.load_state_dict(saved["network"])
     network.to(device).eval()
-    return LoadedExplainer(network, ExplainerConfig(**saved["config"]), list(saved["class_names"]),
+    return LoadedExplainer(network, ExplainerConfig(**{**_LEGACY, **saved["config"]}), list(saved["class_names"]),
                            dict(saved.get("meta", {})))
 
 
 @torch.no_grad()
 def explain_masks(network: nn.Module, points, *, batch_size: int = 32, device=None) -> torch.Tensor:
-    """Per-class masks of an explainer: ``σ(network(points))``, one forward pass per batch.
+    """Per-class masks of an explainer: ``σ(network(inputs))``, one forward pass per batch.
 
     Args:
         network: explainer network.
-        points: ``(M, N, 3)`` array or tensor.
-        batch_size: clouds per forward pass.
+        points: clouds ``(M, N, 3)`` or images ``(M, 3, H, W)``, array or tensor.
+        batch_size: inputs per forward pass.
         device: where to run (default: the network's device).
 
     Returns:
-        ``(M, C, N)`` float32 masks in ``[0, 1]`` on the CPU.
+        ``(M, C, N)`` or ``(M, C, H, W)`` float32 masks in ``[0, 1]`` on the CPU.
     """
-    x = as_points(points)
+    x = as_inputs(points)
     check_int("batch_size", batch_size, minimum=1)
     dev = device or next(network.parameters()).device
     with preserve_model_state(network):

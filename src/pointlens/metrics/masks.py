@@ -15,8 +15,10 @@ explainer's target mask ``m_t``) and ``m`` the ground truth of the present class
   probabilities). Same mask for every class gives 0.5 (one of each pair wins), a class-specific explainer
   approaches 1.
 
-Masks are applied with point shifting to the centre, ``x' = c + s (x - c)``
-(:func:`pointlens.explainer.points.apply_point_mask`), unless another ``apply`` is passed.
+Inputs are point clouds ``(B, N, 3)`` with masks ``(B, C, N)``, or images ``(B, 3, H, W)`` with masks
+``(B, C, H, W)``. Unless another ``apply`` is passed, masks are applied with point shifting to the centre,
+``x' = c + s (x - c)`` (:func:`pointlens.ops.removal.apply_point_mask`), for clouds, and by multiplication,
+``x' = s ⊙ x`` (:func:`apply_image_mask`, the paper's masking), for images.
 :func:`trivial_masks` builds the rows every table shows beside the methods: all 0, all 0.5, all 1 and the ground
 truth itself.
 """
@@ -82,23 +84,47 @@ def present_mask(masks, present) -> torch.Tensor:
     """The mask of the present classes: the maximum over them of the per-class masks.
 
     Args:
-        masks: ``(B, C, N)`` per-class masks.
+        masks: ``(B, C, N)`` (clouds) or ``(B, C, H, W)`` (images) per-class masks.
         present: ``(B, C)`` bool (at least one per input).
 
     Returns:
-        ``(B, N)``.
+        ``(B, N)`` or ``(B, H, W)``.
     """
     masks = torch.as_tensor(masks)
     p = torch.as_tensor(present).bool().to(masks.device)
-    if masks.dim() != 3 or tuple(p.shape) != tuple(masks.shape[:2]):
-        raise bad_argument("masks/present", f"shapes {tuple(masks.shape)} and {tuple(p.shape)}", "(B, C, N) and (B, C)")
+    if masks.dim() not in (3, 4) or tuple(p.shape) != tuple(masks.shape[:2]):
+        raise bad_argument("masks/present", f"shapes {tuple(masks.shape)} and {tuple(p.shape)}",
+                           "(B, C, N) or (B, C, H, W) and (B, C)")
     if not bool(p.any(1).all()):
         raise bad_argument("present", "an input without present classes", "at least one present class per input")
-    return masks.masked_fill(~p.unsqueeze(-1), float("-inf")).amax(1)
+    return masks.masked_fill(~p.view(p.shape + (1,) * (masks.dim() - 2)), float("-inf")).amax(1)
 
 
-def _apply_default(points, mask):
-    return apply_point_mask(points, mask, "median")
+def apply_image_mask(images: torch.Tensor, mask: torch.Tensor, background: torch.Tensor | None = None) -> torch.Tensor:
+    """Images with a per-pixel mask applied: ``m ⊙ x`` (``background`` None) or ``m ⊙ x + (1 - m) ⊙ background``.
+
+    Args:
+        images: ``(B, 3, H, W)``.
+        mask: ``(B, H, W)`` values in ``[0, 1]`` (1 keeps a pixel), broadcast over the channels.
+        background: optional ``(B, 3, H, W)`` (or broadcastable) image a removed pixel blends towards.
+
+    Returns:
+        ``(B, 3, H, W)``; differentiable in ``mask``. Without a background an all-ones mask returns the images
+        bit for bit and an all-zeros mask zeros.
+    """
+    if images.dim() != 4 or mask.dim() != 3 or tuple(mask.shape) != (images.shape[0], *images.shape[2:]):
+        raise bad_argument("mask", f"shape {tuple(mask.shape)} for images {tuple(images.shape)}",
+                           "(B, H, W) for (B, 3, H, W) images")
+    m = mask.to(images.dtype).unsqueeze(1)
+    if background is None:
+        return images * m
+    return torch.lerp(background.to(images.dtype), images, m)
+
+
+def _apply_default(inputs, mask):
+    if inputs.dim() == 4:  # images (B, 3, H, W)
+        return apply_image_mask(inputs, mask)
+    return apply_point_mask(inputs, mask, "median")
 
 
 @torch.no_grad()
@@ -112,11 +138,13 @@ def saliency_metric(model: nn.Module, points, mask, present, *, apply=None, batc
     """Saliency metric per input (lower is better).
 
     Args:
-        model: the classifier (used as it is; call ``eval()`` first), ``(B, N, 3) -> (B, C)``.
-        points: ``(B, N, 3)`` clean inputs.
-        mask: ``(B, N)`` mask of the present classes in [0, 1].
+        model: the classifier (used as it is; call ``eval()`` first), ``(B, N, 3)`` or ``(B, 3, H, W)`` ->
+            ``(B, C)``.
+        points: ``(B, N, 3)`` clouds or ``(B, 3, H, W)`` images (clean inputs).
+        mask: ``(B, N)`` or ``(B, H, W)`` mask of the present classes in [0, 1].
         present: ``(B, C)`` bool present classes.
-        apply: ``apply(points, mask) -> masked points`` (default: shift to the median centre).
+        apply: ``apply(inputs, mask) -> masked inputs`` (default: shift to the median centre for clouds,
+            ``m ⊙ x`` for images).
         batch_size: inputs per forward pass.
 
     Returns:
@@ -138,10 +166,10 @@ def class_specific(model: nn.Module, points, masks, present, *, apply=None, batc
 
     Args:
         model: the classifier.
-        points: ``(B, N, 3)``.
-        masks: ``(B, C, N)`` per-class masks in [0, 1].
+        points: ``(B, N, 3)`` clouds or ``(B, 3, H, W)`` images.
+        masks: ``(B, C, N)`` or ``(B, C, H, W)`` per-class masks in [0, 1].
         present: ``(B, C)`` bool.
-        apply: mask application (default: shift to the median centre).
+        apply: mask application (default: shift to the median centre / ``m ⊙ x``).
         batch_size: inputs per forward pass.
 
     Returns:
@@ -173,10 +201,10 @@ def trivial_masks(truth) -> dict:
     """The anchor rows of every table: ``{"all-0", "all-0.5", "all-1", "ground-truth"}`` per-class masks.
 
     Args:
-        truth: ``(B, C, N)`` bool per-class ground truth.
+        truth: ``(B, C, N)`` or ``(B, C, H, W)`` bool per-class ground truth.
 
     Returns:
-        ``{name: (B, C, N) float32}``.
+        ``{name: float32 masks of the truth's shape}``.
     """
     t = torch.as_tensor(truth).bool()
     return {"all-0": torch.zeros(t.shape), "all-0.5": torch.full(t.shape, 0.5), "all-1": torch.ones(t.shape),
@@ -188,11 +216,11 @@ def mask_metrics(model: nn.Module, points, masks, present, truth, *, apply=None,
 
     Args:
         model: the classifier (eval mode).
-        points: ``(B, N, 3)``.
-        masks: ``(B, C, N)`` per-class masks in [0, 1] (only the present classes' are read).
+        points: ``(B, N, 3)`` clouds or ``(B, 3, H, W)`` images.
+        masks: ``(B, C, N)`` / ``(B, C, H, W)`` per-class masks in [0, 1] (only the present classes' are read).
         present: ``(B, C)`` bool present classes.
-        truth: ``(B, C, N)`` bool per-class ground truth (the present classes' union is compared).
-        apply: mask application (default: shift to the median centre).
+        truth: per-class ground truth of the masks' shape, bool (the present classes' union is compared).
+        apply: mask application (default: shift to the median centre / ``m ⊙ x``).
         batch_size: inputs per forward pass.
 
     Returns:

@@ -1,4 +1,5 @@
-"""PNG figures: point clouds coloured by per-point scores, and accuracy-vs-points-dropped curves.
+"""PNG figures: point clouds coloured by per-point scores, image masks as overlays, and accuracy-vs-points-dropped
+curves.
 
 Figures are drawn with matplotlib's object API on the Agg canvas (no pyplot, no global state, no display) and
 written atomically through :func:`pointlens.utils.io.atomic_open`.
@@ -22,7 +23,7 @@ from pointlens.utils.validate import check_choice, check_float, check_int
 SCALES = ("minmax", "robust", "signed", "rank", "shared")
 
 __all__ = ["SCALES", "plot_confusion", "plot_curves", "plot_heatmap", "plot_randomisation_curves",
-           "plot_training_curves", "render_clouds", "score_colors"]
+           "plot_training_curves", "render_clouds", "render_image_overlays", "score_colors"]
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -205,6 +206,78 @@ def render_clouds(points, scores=None, path="clouds.png", titles: Sequence[str] 
             scale, f"score ({scale} per cloud)")
         cb = fig.colorbar(ScalarMappable(norm=Normalize(lo, hi), cmap=cmap), cax=cax)
         cb.set_label(label, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    return save_figure(fig, path, dpi)
+
+
+def render_image_overlays(images, masks, path="overlays.png", titles: Sequence[Sequence[str]] | None = None, *,
+                          row_titles: Sequence[str] | None = None, cmap: str = "jet", alpha: float = 0.5,
+                          panel_size: float = 1.8, dpi: int = 100, colorbar: bool = True) -> Path:
+    """Write a PNG grid of images and masks over them: one row per image, the image first, then one panel per mask.
+
+    A mask is drawn with ``cmap`` (fixed range ``[0, 1]``) at opacity ``alpha`` over a grey copy of the image, so
+    what the mask covers and what it leaves are both visible. A mask panel that is all NaN is left empty (e.g.
+    fewer present classes in that row than columns).
+
+    Args:
+        images: ``(K, 3, H, W)`` RGB in ``[0, 1]`` (channel-first, the models' layout).
+        masks: ``(K, J, H, W)`` mask values in ``[0, 1]`` (NaN = empty panel).
+        path: the PNG to write.
+        titles: ``K`` lists of ``J`` panel titles, or None.
+        row_titles: ``K`` titles of the image panels, or None.
+        cmap: matplotlib colour map of the masks.
+        alpha: opacity of the masks.
+        panel_size: panel edge in inches.
+        dpi: resolution.
+        colorbar: add a "mask" colour bar.
+
+    Returns:
+        the path written.
+    """
+    import matplotlib
+
+    imgs = _to_numpy(images).astype(np.float32)
+    ms = _to_numpy(masks).astype(np.float32)
+    if imgs.ndim != 4 or imgs.shape[1] != 3:
+        raise bad_argument("images", f"shape {imgs.shape}", "(K, 3, H, W)")
+    if ms.ndim != 4 or ms.shape[0] != imgs.shape[0] or ms.shape[2:] != imgs.shape[2:]:
+        raise bad_argument("masks", f"shape {ms.shape}", f"({imgs.shape[0]}, J, {imgs.shape[2]}, {imgs.shape[3]})")
+    if cmap not in matplotlib.colormaps:
+        raise bad_argument("cmap", cmap, "a matplotlib colour-map name, e.g. jet, viridis")
+    alpha = check_float("alpha", alpha, minimum=0.0, maximum=1.0)
+    dpi = check_int("dpi", dpi, minimum=10)
+    k, j = ms.shape[:2]
+    if titles is not None and (len(titles) != k or any(len(t) != j for t in titles)):
+        raise bad_argument("titles", f"{len(titles)} rows", f"{k} rows of {j} titles")
+    if row_titles is not None and len(row_titles) != k:
+        raise bad_argument("row_titles", f"{len(row_titles)} titles", f"{k} (one per image)")
+    fig = Figure(figsize=((j + 1) * panel_size + (0.5 if colorbar else 0), k * panel_size * 1.12))
+    rgb = np.clip(imgs.transpose(0, 2, 3, 1), 0, 1)
+    grey = np.repeat(rgb.mean(-1, keepdims=True), 3, -1) * 0.8 + 0.1
+    for r in range(k):
+        ax = fig.add_subplot(k, j + 1, r * (j + 1) + 1)
+        ax.imshow(rgb[r], interpolation="nearest")
+        ax.set_axis_off()
+        if row_titles is not None:
+            ax.set_title(str(row_titles[r]), fontsize=7)
+        for c in range(j):
+            ax = fig.add_subplot(k, j + 1, r * (j + 1) + c + 2)
+            ax.set_axis_off()
+            if np.isnan(ms[r, c]).all():
+                continue
+            ax.imshow(grey[r], interpolation="nearest")
+            ax.imshow(np.nan_to_num(ms[r, c]), cmap=cmap, vmin=0.0, vmax=1.0, alpha=alpha, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(str(titles[r][c]), fontsize=7)
+    fig.subplots_adjust(left=0.01, right=0.9 if colorbar else 0.99, bottom=0.01, top=0.95, wspace=0.05,
+                        hspace=0.25)
+    if colorbar:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        cax = fig.add_axes([0.92, 0.2, 0.015, 0.6])
+        cb = fig.colorbar(ScalarMappable(norm=Normalize(0, 1), cmap=cmap), cax=cax)
+        cb.set_label("mask", fontsize=8)
         cb.ax.tick_params(labelsize=7)
     return save_figure(fig, path, dpi)
 

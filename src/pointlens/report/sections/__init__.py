@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Modules that register the built-in sections, imported once by :func:`sections`.
-BUILTIN = ["model", "train", "explain", "drop", "benchmark", "recon", "metrics", "figures"]
+BUILTIN = ["model", "train", "explain", "drop", "benchmark", "recon", "metrics", "explainer", "figures"]
 
 
 @dataclass(frozen=True)

@@ -145,5 +145,10 @@ def _deletion_insertion(run: RunView, page) -> None:
                         "their areas are the deletion_auc / insertion_auc columns", height=420)
 
 
-register_section(Section("benchmark", "Explanation benchmark", order=40, commands=("benchmark",),
-                         artefacts=("table.json",), build=build))
+class _BenchmarkSection(Section):
+    def applies(self, run) -> bool:  # an explainer evaluation's table.json is drawn by sections/explainer.py
+        return not run.command.startswith("explainer") and super().applies(run)
+
+
+register_section(_BenchmarkSection("benchmark", "Explanation benchmark", order=40, commands=("benchmark",),
+                                   artefacts=("table.json",), build=build))
