@@ -37,7 +37,8 @@ EXPLAINER_EPOCHS = 10
 PATIENCE = 3
 EVAL = 40  # test scenes of the table (~80 explained classes); the slow baselines (iGOS++, EP, RISE) set this
 METHODS = ["explainer", "rtis", "gradcam", "rise", "gradient", "ig", "extremal"]
-IGOS_EVAL = 8  # iGOS++ costs minutes per class even reduced: its row is computed on the first IGOS_EVAL scenes
+# iGOS++ costs minutes per class even reduced: its row is computed on the first IGOS_EVAL scenes
+IGOS_EVAL = int(os.environ.get("POINTLENS_BENCH_IGOS_EVAL", "8"))
 # reduced budgets for the table (line 1), so ~200 explained classes fit in minutes; the defaults are timed in line 2
 TABLE_OPTIONS = {"rise": {"n_masks": 500}, "extremal": {"iterations": 300}, "ig": {"steps": 32},
                  "igos++": {"iterations": 5, "ig_steps": 5}}
