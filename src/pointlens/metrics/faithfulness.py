@@ -83,78 +83,61 @@ def _pool_parts(model: nn.Module):
     return name, head
 
 
-def _pool_candidates(model: nn.Module, pts: torch.Tensor, parts, k: int, centre: torch.Tensor | None,
-                     batch_size: int):
-    """One forward pass of the clean clouds recording, per channel of the max pool's input, the ``k`` largest
-    per-point features and their points (and the features of each cloud's ``centre`` point when given).
+def _pooled_removal_logits(model: nn.Module, pts: torch.Tensor, parts, subsets: torch.Tensor,
+                           centre: torch.Tensor | None, batch_size: int):
+    """Logits of the clean clouds and of every cloud with each of its point subsets removed, for a model whose
+    points meet only in one global max pool, running the per-point layers on the clean clouds only.
 
-    Returns ``(values (B, C, k), points (B, C, k), centre features (B, C) or None, logits (B, K) float64)``, or
-    None when the recorded layer is not the channel-wise max over points or ``head(pooled)`` is not the logits
-    (then the shortcut does not apply).
+    The points that stay keep the features they have in the clean cloud, so a channel's pooled value after the
+    removal is its clean maximum unless the point holding it was removed (about ``m / N`` of the channels); only
+    those channels take the maximum over the points that stay. Points shifted to ``centre`` add the centre point's
+    feature. The head then runs on every perturbed pooled vector: the same logits as classifying the perturbed
+    clouds, up to float rounding.
+
+    Shapes: ``pts (B, N, 3)``, ``subsets (B, S, m)``, ``centre (B, 1, 3)`` or None (points deleted) ->
+    ``(clean (B, K), perturbed (B * S, K))`` float64 on ``pts``' device (row ``b * S + j`` = cloud ``b`` without
+    subset ``j``), or None when the recorded layer is not the channel-wise max over points or ``head(pooled)`` is
+    not the logits (the shortcut does not apply).
     """
     name, head = parts
     dev = model_device(model, pts.device)
-    values, points, at_centre, logits = [], [], [], []
+    b, s_count, m = subsets.shape
+    n = pts.shape[1]
     least = min_points(model)
+    clean, perturbed = [], []
     with torch.no_grad():
-        for s in range(0, pts.shape[0], batch_size):
+        for s in range(0, b, batch_size):
             chunk = pts[s:s + batch_size].to(dev)
+            bc = chunk.shape[0]
             with capture(model, name, detach=True) as rec:
                 out = model(chunk)
             f, pooled = rec[name].input, rec[name].output
             if (not isinstance(out, torch.Tensor) or out.dim() != 2 or not isinstance(f, torch.Tensor)
-                    or f.dim() != 3 or f.shape[0] != chunk.shape[0] or f.shape[2] != chunk.shape[1]
-                    or not isinstance(pooled, torch.Tensor) or pooled.shape != f.shape[:2]
-                    or not torch.equal(pooled, f.amax(2))):
+                    or f.dim() != 3 or f.shape[0] != bc or f.shape[2] != n
+                    or not isinstance(pooled, torch.Tensor) or pooled.shape != f.shape[:2]):
                 return None
+            best, where = f.max(dim=2)                                # (bc, C) clean maxima and their points
             again = head(pooled)
-            if again.shape != out.shape or (again - out).abs().max() > 1e-4 * (1.0 + out.abs().max()):
+            if (not torch.equal(pooled, best) or again.shape != out.shape
+                    or (again - out).abs().max() > 1e-4 * (1.0 + out.abs().max())):
                 return None
-            top = f.topk(k, dim=2)
-            values.append(top.values)
-            points.append(top.indices)
-            logits.append(out.to(device=pts.device, dtype=torch.float64))
-            if centre is not None:                      # a cloud of the centre point alone (repeated if need be)
+            c = f.shape[1]
+            gone = torch.zeros(bc, s_count, n, dtype=torch.bool, device=dev).scatter_(
+                2, subsets[s:s + batch_size].to(dev), True)              # (bc, S, N) removed points
+            lost = gone.gather(2, where.unsqueeze(1).expand(bc, s_count, c))   # (bc, S, C) maximum removed?
+            res = best.unsqueeze(1).expand(bc, s_count, c).clone()
+            cb, sj, ch = lost.nonzero(as_tuple=True)
+            step = max(1, 2**22 // n)
+            for p in range(0, cb.shape[0], step):
+                i, j, k = cb[p:p + step], sj[p:p + step], ch[p:p + step]
+                res[i, j, k] = f[i, k].masked_fill(gone[i, j], float("-inf")).amax(1)
+            if centre is not None:                        # a cloud of the centre point alone (repeated if need be)
                 with capture(model, name, detach=True) as rec:
                     model(centre[s:s + batch_size].expand(-1, least, -1).to(dev))
-                at_centre.append(rec[name].input[:, :, 0])
-    return (torch.cat(values), torch.cat(points), torch.cat(at_centre) if at_centre else None,
-            torch.cat(logits))
-
-
-def _pooled_removal_logits(head: nn.Module, values: torch.Tensor, points: torch.Tensor,
-                           at_centre: torch.Tensor | None, subsets: torch.Tensor, n: int,
-                           batch_size: int) -> torch.Tensor:
-    """Logits of every cloud with each of its point subsets removed, for a max-pool model, without running the
-    per-point layers again: the points that stay keep the features they have in the clean cloud, so the pooled
-    feature of a channel is the largest of its ``m + 1`` largest clean values whose point stays (at most ``m``
-    are removed); points shifted to the centre add the centre point's feature (``at_centre``). Only the head
-    runs per perturbed cloud: the same logits as classifying the perturbed clouds, up to float rounding.
-
-    Shapes: ``values``, ``points`` ``(B, C, m + 1)`` from :func:`_pool_candidates`, ``at_centre (B, C)`` or
-    None (points deleted), ``subsets (B, S, m)`` -> ``(B * S, K)`` logits, row ``b * S + j`` = cloud ``b``
-    without subset ``j``.
-    """
-    b, s_count, m = subsets.shape
-    c = values.shape[1]
-    dev = values.device
-    flat = subsets.reshape(b * s_count, m).to(dev)
-    owner = torch.arange(b, device=dev).repeat_interleave(s_count)
-    rows_per = max(1, min(batch_size, 2**22 // max(1, c * values.shape[2])))
-    out = []
-    with torch.no_grad():
-        for start in range(0, b * s_count, rows_per):
-            rows = owner[start:start + rows_per]
-            gone = torch.zeros(len(rows), n, dtype=torch.bool, device=dev).scatter_(1, flat[start:start + rows_per],
-                                                                                     True)
-            cand = points[rows]                                 # (R, C, m + 1) the point of each candidate
-            removed = gone.gather(1, cand.reshape(len(rows), -1)).view_as(cand)
-            first = (~removed).to(torch.uint8).argmax(2, keepdim=True)     # first candidate that stays
-            pooled = values[rows].gather(2, first).squeeze(2)
-            if at_centre is not None:
-                pooled = torch.maximum(pooled, at_centre[rows])
-            out.append(head(pooled).to(torch.float64))
-    return torch.cat(out)
+                res = torch.maximum(res, rec[name].input[:, :, :1].transpose(1, 2))
+            clean.append(out.to(device=pts.device, dtype=torch.float64))
+            perturbed.append(head(res.reshape(bc * s_count, c)).to(device=pts.device, dtype=torch.float64))
+    return torch.cat(clean), torch.cat(perturbed)
 
 def _target_prob(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
@@ -414,17 +397,17 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
         raise bad_argument("subset_size", m, f"at most {n - least}: removal='delete' must leave the {least} "
                                              "points per cloud the model needs")
     centre_t = cloud_centre(pts, centre)
+    g = generator(seed)
+    subsets = torch.rand(b, n_subsets, n, generator=g).argsort(dim=2)[:, :, :m].to(pts.device)
     parts = _pool_parts(model) if fast is not False else None
-    pooled = None if parts is None else _pool_candidates(
-        model, pts, parts, m + 1, centre_t if removal == "shift" else None, batch_size)
+    pooled = None if parts is None else _pooled_removal_logits(
+        model, pts, parts, subsets, centre_t if removal == "shift" else None, batch_size)
     if fast is True and pooled is None:
         raise bad_argument("fast", True, "a model in eval mode whose points meet only in one global max pool "
                            "(pointwise_until_pool=True, pool_layer, head), or fast='auto'/False")
-    logits0 = pooled[3] if pooled is not None else model_outputs(model, pts, batch_size=batch_size)
+    logits0 = pooled[0] if pooled is not None else model_outputs(model, pts, batch_size=batch_size)
     t = as_target(target, pts.shape[0], logits0.shape[1])
     t = logits0.argmax(1) if t is None else t.to(pts.device)
-    g = generator(seed)
-    subsets = torch.rand(b, n_subsets, n, generator=g).argsort(dim=2)[:, :, :m].to(pts.device)
     sums = torch.gather(s.unsqueeze(1).expand(b, n_subsets, n), 2, subsets).sum(2)
 
     def value(logits, tgt):
@@ -435,8 +418,7 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
     flat = subsets.reshape(b * n_subsets, m)
     owner = torch.arange(b, device=pts.device).repeat_interleave(n_subsets)
     if pooled is not None:
-        out = _pooled_removal_logits(parts[1], pooled[0], pooled[1], pooled[2], subsets, n, batch_size)
-        perturbed = value(out.to(pts.device), t[owner])
+        perturbed = value(pooled[1], t[owner])
     else:
         perturbed = torch.empty(b * n_subsets, dtype=torch.float64, device=pts.device)
         for start in range(0, b * n_subsets, batch_size):
