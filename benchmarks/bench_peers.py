@@ -28,6 +28,8 @@ here (4 epochs). Repeats: 3 per library for the stochastic metrics (50 subsets f
 5 jitters for max-sensitivity); metrics that call the explanation many times use point-shift and 4-step IG, the
 randomisation test point-shift only (each costs one explanation per module and repeat on a 2-core machine).
 ``run(quick=True)``: 8 clouds of 256 points, 2 repeats, to check the script works.
+Speed tables only (a few minutes): ``python benchmarks/bench_peers.py --speed-only`` prints them and stores nothing
+(``run_all.py peers`` always runs everything: its section replaces benchmarks/results/peers.md).
 """
 
 from __future__ import annotations
@@ -316,17 +318,77 @@ def agreement(model, pts, mask, y, *, repeats: int, quick: bool) -> tuple[list[s
 
 
 # --------------------------------------------------------------------------------------------- speed
-def _alternate(fns: dict, repeats: int) -> dict:
-    """Median seconds of each callable, calls alternating so every one sees the same load."""
-    for f in fns.values():
+def _alternate(fns: dict, repeats: int, min_time: float = 0.25) -> dict:
+    """Median seconds per call of each callable, calls alternating so every one sees the same load.
+
+    Each timing runs its callable ``number`` times in a row, ``number`` chosen from a warm-up call so that one
+    timing lasts at least ``min_time`` seconds (1 for the slow calls): sub-millisecond calls are then timed
+    well above the timer's and the scheduler's noise instead of one call at a time.
+    """
+    numbers = {}
+    for k, f in fns.items():
+        t0 = time.perf_counter()
         f()
+        took = time.perf_counter() - t0
+        if took < min_time:                 # calibrate on a second, warm call
+            t0 = time.perf_counter()
+            f()
+            took = time.perf_counter() - t0
+        numbers[k] = max(1, math.ceil(min_time / max(took, 1e-9)))
     times = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
             t0 = time.perf_counter()
-            f()
-            times[k].append(time.perf_counter() - t0)
+            for _ in range(numbers[k]):
+                f()
+            times[k].append((time.perf_counter() - t0) / numbers[k])
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+class _PassCounter:
+    """Counts the model passes a metric call makes, in clouds of ``n`` points: the clouds its explanation
+    function explains, and the clouds the model classifies outside explanations (point count / ``n``, so a
+    forward pass of one-point clouds counts as a fraction of a cloud).
+
+    ``explain(fn)`` wraps an explanation function (it counts only while :meth:`counting` is active).
+    :meth:`counting` patches the model CLASS's ``forward`` for one counted call (an instance attribute would be
+    copied into the deep copies the randomisation tests make, and a hook would switch off the max-pool shortcuts).
+    """
+
+    def __init__(self, n: int):
+        self.n, self.active, self.inside = n, False, False
+        self.explained = self.forwarded = 0.0
+
+    def explain(self, fn):
+        def wrapped(model, inputs, targets, **kwargs):
+            if self.active and not self.inside:
+                self.explained += int(np.asarray(targets).reshape(-1).shape[0])
+            self.inside = True
+            try:
+                return fn(model, inputs, targets, **kwargs)
+            finally:
+                self.inside = False
+        return wrapped
+
+    def count(self, model_class, fn) -> tuple[float, float]:
+        """``(clouds explained, clouds classified)`` by one call of ``fn``."""
+        original = model_class.forward
+        counter = self
+
+        def forward(module, points, *args, **kwargs):
+            if counter.active and not counter.inside:
+                counter.forwarded += points.shape[0] * points.shape[1] / counter.n
+            return original(module, points, *args, **kwargs)
+
+        self.explained = self.forwarded = 0.0
+        self.active = True
+        model_class.forward = forward
+        try:
+            fn()
+        finally:
+            model_class.forward = original
+            self.active = False
+        return self.explained, self.forwarded
 
 
 def speed_quantus(model, pts, mask, y, *, repeats: int, quick: bool) -> list[str]:
@@ -360,8 +422,9 @@ def speed_quantus(model, pts, mask, y, *, repeats: int, quick: bool) -> list[str
     y_np, a_cf = y.numpy(), a.numpy()[:, None, :]
     s_cf = mask.numpy()[:, None, :].astype(np.float64)
     c = {"disable_warnings": True, "display_progressbar": False}
-    expl_p = pointlens_explain("pointshift")
-    expl_q = quantus_explain("pointshift")
+    counter = _PassCounter(n)
+    expl_p = counter.explain(pointlens_explain("pointshift"))
+    expl_q = counter.explain(quantus_explain("pointshift"))
     n_classes = int(model(pts[:1]).shape[1])
     names = reset_modules(model)
     subset, n_sub = max(1, round(0.1 * n)), 20
@@ -380,7 +443,7 @@ def speed_quantus(model, pts, mask, y, *, repeats: int, quick: bool) -> list[str
         ("pointing game", lambda: pointing_game(a, mask), q(quantus.PointingGame)),
         ("sparseness", lambda: sparseness(a), q(quantus.Sparseness)),
         ("complexity", lambda: entropy_complexity(a), q(quantus.Complexity)),
-        ("random logit", lambda: random_logit_test(model, pts, expl_p, y),
+        ("random logit", lambda: random_logit_test(model, pts, expl_p, y, scores=a),
          lambda: quantus.RandomLogit(num_classes=n_classes, similarity_func=quantus.similarity_func
                                      .correlation_spearman, **c)(
              model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=a_cf, explain_func=expl_q, channel_first=True,
@@ -395,27 +458,41 @@ def speed_quantus(model, pts, mask, y, *, repeats: int, quick: bool) -> list[str
          lambda: quantus.FaithfulnessCorrelation(nr_runs=n_sub, subset_size=subset, perturb_func=mark_points,
                                                  return_aggregate=False, **c)(
              model=idx_model, x_batch=ids, y_batch=y_np, a_batch=a_cf, channel_first=True, batch_size=b)),
-        ("max-sensitivity (10 samples)", lambda: max_sensitivity(model, pts, expl_p, y, radius=0.02, n_samples=10),
+        ("max-sensitivity (10 samples)", lambda: max_sensitivity(model, pts, expl_p, y, radius=0.02, n_samples=10,
+                                                                 scores=a),
          lambda: quantus.MaxSensitivity(nr_samples=10, **c)(
              model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=a_cf, explain_func=expl_q, channel_first=True,
              batch_size=b)),
         (f"MPRT cascading, full model ({len(names)} modules)", lambda: model_randomisation(
-            model, pts, expl_p, y, layers=list(reversed(names))),
+            model, pts, expl_p, y, layers=list(reversed(names)), scores=a),
          lambda: quantus.MPRT(layer_order="top_down", **c)(
              model=wrapped, x_batch=x_cf, y_batch=y_np, a_batch=a_cf, explain_func=expl_q, channel_first=True,
              batch_size=b)),
     ]
     lines = ["### Speed: pointlens vs Quantus (point-shift explanations, same clouds, same model)", "",
-             f"Clouds per second on {b} clouds of {n} points, median of {repeats} alternating runs.", "",
+             f"Clouds per second on {b} clouds of {n} points, median of {repeats} alternating runs (each run "
+             "repeats a fast call until it lasts 0.25 s). Both libraries get the precomputed explanation "
+             "(Quantus' `a_batch`, pointlens' `scores=`) and the true classes.", "",
              "| metric | pointlens clouds/s | Quantus clouds/s | ratio | >= 10x |", "|---|---|---|---|---|"]
-    import os as _os
-
-    _os.environ.setdefault("POINTLENS_PROGRESS", "0")
-    for name, fp, fq in cases:
+    os.environ.setdefault("POINTLENS_PROGRESS", "0")
+    passes = []
+    for i, (name, fp, fq) in enumerate(cases):
+        if i >= 5:                                      # the model-bound metrics: count their passes once
+            passes.append((name, counter.count(type(model), fp), counter.count(type(model), fq)))
         t = _alternate({"p": fp, "q": fq}, repeats)
         ratio = t["q"] / t["p"]
         lines.append(f"| {name} | {b / t['p']:.1f} | {b / t['q']:.1f} | {ratio:.1f}x | "
                      f"{'met' if ratio >= 10 else '**not met**'} |")
+    # the price of one pass of each kind, to read the counts against
+    ps = create_attribution("pointshift", model)
+    with torch.no_grad():
+        t = _alternate({"explain": lambda: ps.attribute(pts, y), "forward": lambda: model(pts)}, repeats)
+    lines += ["", f"Model passes per metric call (in clouds of {n} points; one point-shift explanation of the {b} "
+              f"clouds costs {t['explain']:.3f} s, one forward pass {t['forward']:.3f} s):", "",
+              "| metric | pointlens: clouds explained | pointlens: clouds classified | Quantus: clouds explained "
+              "| Quantus: clouds classified |", "|---|---|---|---|---|"]
+    for name, (pe, pf), (qe, qf) in passes:
+        lines.append(f"| {name} | {pe:g} | {pf:.4g} | {qe:g} | {qf:.4g} |")
     return lines
 
 
@@ -463,14 +540,22 @@ def speed_captum(model, pts, y, *, repeats: int) -> list[str]:
     s_p = occ.attribute(pts[:bo], y[:bo])
     lines.append(f"| exact occlusion (leave-one-out) vs `FeatureAblation` (one point to the origin, {bo} clouds) | "
                  f"{bo / t['p']:.1f} | {bo / t['q']:.2f} | {t['q'] / t['p']:.0f}x | - |")
-    lines += ["", f"Occlusion scores differ by definition: pointlens deletes the point (exact leave-one-out, max-pool "
+    lines += ["", "pointlens' gradient methods back-propagate through the max pool's critical points only (the "
+              "points that are the arg-max of some channel; every other point's gradient is exactly 0 — "
+              "`pointlens.attribution.gradient._pooled_input_grad`, the same gradient to float rounding), after one "
+              "forward pass without gradients; Captum back-propagates through every point.",
+              "", f"Occlusion scores differ by definition: pointlens deletes the point (exact leave-one-out, max-pool "
               f"fast path, {tuple(s_p.shape)} scores), Captum's `FeatureAblation` moves it to the baseline 0 "
               "(the origin), which is still a point the max-pool sees."]
     return lines
 
 
-def run(quick: bool = False) -> str:
-    """Agreement and speed tables; returns the Markdown section."""
+def run(quick: bool = False, speed_only: bool = False) -> str:
+    """Agreement and speed tables; returns the Markdown section.
+
+    ``speed_only`` (``--speed-only`` on the command line): only the two speed tables (a few minutes instead of
+    the agreement run's half hour).
+    """
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
     os.environ["POINTLENS_PROGRESS"] = "0"
@@ -483,6 +568,12 @@ def run(quick: bool = False) -> str:
         acc = float((model(pts).argmax(1) == y).float().mean())
     repeats = 2 if quick else 3
     load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    if speed_only:
+        speed_q = speed_quantus(model, pts, mask, y, repeats=3 if not quick else 1, quick=quick)
+        speed_c = speed_captum(model, pts, y, repeats=2 if quick else 5)
+        load2 = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+        return "\n".join([f"Speed only ({len(pts)} clouds of {pts.shape[1]} points, PointNet {model_note}). Load "
+                          f"before: `{load}`; after: `{load2}`.", ""] + speed_q + [""] + speed_c)
     t0 = time.perf_counter()
     agree_lines, _ = agreement(model, pts, mask, y, repeats=repeats, quick=quick)
     t_agree = time.perf_counter() - t0
@@ -510,4 +601,4 @@ def run(quick: bool = False) -> str:
 
 
 if __name__ == "__main__":
-    print(run(quick="--quick" in sys.argv[1:]))
+    print(run(quick="--quick" in sys.argv[1:], speed_only="--speed-only" in sys.argv[1:]))

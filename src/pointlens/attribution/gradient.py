@@ -41,20 +41,28 @@ def _pointwise_max_pool(model) -> bool:
 
 
 def _pooled_input_grad(method, x: torch.Tensor, target, objective: str):
-    """Input gradient of a max-pool model, ``chunk`` points at a time: memory ``O(chunk * C)`` instead of
-    ``O(N * C)`` per layer, the same numbers.
+    """Input gradient of a max-pool model through its CRITICAL points only: the same numbers as back-propagating
+    through the whole cloud, for a fraction of the work and memory.
 
-    1. Without gradients, the per-point features of each chunk give the running max of every channel and the
-       point that attains it (the first one on ties, as ``torch.max``).
+    With ``logits = head(max_n f(x_n))`` the max pool routes each channel's gradient to ONE point (its arg-max,
+    the first one on ties, as ``torch.max``), so every point that is the arg-max of no channel has a gradient of
+    exactly 0 and only the critical points need a backward pass:
+
+    1. Without gradients, the per-point features (``chunk`` points at a time) give the max of every channel and
+       the point that attains it.
     2. The head runs on the pooled feature with gradients: ``dL/dpool (B, C)``.
-    3. Each chunk is recomputed with gradients and ``sum_c dL/dpool_c * f_c(x_argmax(c))`` (only the channels
-       whose maximum lies in the chunk) is back-propagated: exactly the gradient the max pool routes to it.
+    3. The critical points of each cloud (typically a third of a PointNet's 512 points) are gathered, their
+       features recomputed with gradients (``chunk`` at a time), and ``sum_c dL/dpool_c * f_c(x_argmax(c))`` is
+       back-propagated to them; every other point's gradient is 0.
+
+    Cost: one forward pass without gradients plus a forward and backward over the critical points, instead of a
+    forward and backward over all ``N`` points. Memory ``O(chunk * C)`` per layer instead of ``O(N * C)``.
 
     Shapes: ``x (B, N, 3)`` -> ``(grad (B, N, 3), target (B,))``.
     """
     model, chunk = method.model, method.point_chunk
     x = model.check_input(x)
-    n = x.shape[1]
+    b, n = x.shape[:2]
     pooled = arg = None
     with torch.no_grad():
         for s in range(0, n, chunk):
@@ -69,22 +77,28 @@ def _pooled_input_grad(method, x: torch.Tensor, target, objective: str):
     t = method._resolve(logits, target)
     out = select(logits, t).sum() if objective == "logit" else F.cross_entropy(logits, t, reduction="sum")
     (gpool,) = torch.autograd.grad(out, pooled)
+    # critical points first (in index order): slot j of cloud b is point idx[b, j]; channel c's arg-max sits in
+    # slot slot[b, c]; slots past a cloud's own critical count hold other points, which no channel picks
+    crit = torch.zeros(b, n, dtype=torch.bool, device=x.device).scatter_(1, arg, True)
+    count = int(crit.sum(1).max())
+    idx = torch.sort((~crit).to(torch.uint8), dim=1, stable=True).indices[:, :count]
+    slot = (torch.cumsum(crit, 1) - 1).gather(1, arg)
     grad = torch.zeros_like(x)
-    for s in range(0, n, chunk):
-        xc = x[:, s:s + chunk].detach().requires_grad_(True)
-        inside = (arg >= s) & (arg < s + xc.shape[1])
-        if not bool(inside.any()):
-            continue
+    for s in range(0, count, chunk):
+        part = idx[:, s:s + chunk]
+        inside = (slot >= s) & (slot < s + part.shape[1])
+        xc = torch.gather(x, 1, part.unsqueeze(-1).expand(-1, -1, x.shape[2])).detach().requires_grad_(True)
         feats = model.forward_features(xc)
-        picked = feats.gather(2, (arg - s).clamp(0, xc.shape[1] - 1).unsqueeze(-1)).squeeze(-1)
-        (g,) = torch.autograd.grad((picked * gpool * inside).sum(), xc)
-        grad[:, s:s + xc.shape[1]] = g
+        picked = feats.gather(2, (slot - s).clamp(0, part.shape[1] - 1).unsqueeze(-1)).squeeze(-1)
+        (g,) = torch.autograd.grad((picked * (gpool * inside)).sum(), xc)
+        grad.scatter_(1, part.unsqueeze(-1).expand_as(g), g)
     return grad, t
 
 
 class GradientAttribution(Attribution):
-    """Base of the gradient methods: input gradients of the target logit (or loss), chunked over clouds (and,
-    for PointNet-like models with more than ``point_chunk`` points, over points)."""
+    """Base of the gradient methods: input gradients of the target logit (or loss), chunked over clouds; for
+    PointNet-like max-pool models back-propagated through the critical points only (:func:`_pooled_input_grad`,
+    the same gradient), chunked over points."""
 
     point_chunk = POINT_CHUNK
 
@@ -102,7 +116,7 @@ class GradientAttribution(Attribution):
         grads, targets = [], []
         with torch.enable_grad():
             for s in range(0, x.shape[0], self.batch_size):
-                if _pointwise_max_pool(self.model) and x.shape[1] > self.point_chunk:
+                if _pointwise_max_pool(self.model):
                     g, t = _pooled_input_grad(self, x[s:s + self.batch_size].detach(),
                                               None if target is None else target[s:s + self.batch_size], objective)
                     grads.append(g)

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
+from pointlens.stats import sort_rows
 from pointlens.utils.validate import as_scores
 
 __all__ = ["sparseness", "entropy_complexity"]
@@ -47,11 +49,10 @@ def sparseness(scores, *, normalise: bool = False) -> torch.Tensor:
     """
     s = as_scores(scores)
     n = s.shape[1]
-    a = torch.sort(s.abs(), dim=1).values
-    k = torch.arange(1, n + 1, dtype=torch.float64, device=s.device)
-    total = a.sum(1)
-    g = ((2 * k - n - 1) * a).sum(1) / (n * torch.where(total > 0, total, torch.ones_like(total)))
-    g = torch.where(total > 0, g, torch.full_like(g, float("nan")))
+    a = sort_rows(np.abs(s.detach().cpu().numpy()))                 # numpy: a fraction of torch's cost per op
+    w = np.arange(1 - n, n, 2, dtype=np.float64)                    # 2k - N - 1, k = 1..N
+    with np.errstate(invalid="ignore"):
+        g = torch.from_numpy((a @ w) / (n * a.sum(1))).to(s.device)  # NaN (0 / 0) exactly when every score is 0
     if normalise:
         g = g / ((n - 1) / n) if n > 1 else torch.full_like(g, float("nan"))
     return g
@@ -78,12 +79,11 @@ def entropy_complexity(scores, *, normalise: bool = False) -> torch.Tensor:
     """
     s = as_scores(scores)
     n = s.shape[1]
-    a = s.abs()
-    total = a.sum(1, keepdim=True)
-    p = a / torch.where(total > 0, total, torch.ones_like(total))
-    plogp = p * torch.log(torch.where(p > 0, p, torch.ones_like(p)))
-    h = -torch.where(p > 0, plogp, torch.zeros_like(p)).sum(1)
-    h = torch.where(total.squeeze(1) > 0, h.clamp_min(0.0), torch.full_like(h, float("nan")))
+    a = np.abs(s.detach().cpu().numpy())                            # numpy: a fraction of torch's cost per op
+    with np.errstate(invalid="ignore"):
+        p = a / a.sum(1, keepdims=True)                             # NaN rows (0 / 0) when every score is 0
+        h = np.maximum(-(p * np.log(np.where(p > 0, p, 1.0))).sum(1), 0.0)     # 0 ln 0 = 0; NaN stays NaN
+    h = torch.from_numpy(h).to(s.device)
     if normalise:
         h = h / math.log(n) if n > 1 else torch.full_like(h, float("nan"))
     return h

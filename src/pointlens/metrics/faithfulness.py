@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import bad_argument
-from pointlens.models.hooks import min_points, model_device
+from pointlens.models.hooks import capture, min_points, model_device
 from pointlens.ops.removal import cloud_centre, delete_points, keep_points, shift_to_centre
 from pointlens.stats import pearson
 from pointlens.utils.seed import generator
@@ -71,6 +71,73 @@ def model_outputs(model: nn.Module, points: torch.Tensor, *, batch_size: int = 2
             outs.append(out.detach().to(device=points.device, dtype=torch.float64))
     return torch.cat(outs, 0)
 
+
+def _pool_parts(model: nn.Module):
+    """``(pool layer name, head)`` of a model whose points meet only in one global max pool (the model says so
+    with ``pointwise_until_pool = True``, as pointlens' PointNet without T-Nets does), in eval mode; else None."""
+    if getattr(model, "pointwise_until_pool", False) is not True or model.training:
+        return None
+    name, head = getattr(model, "pool_layer", None), getattr(model, "head", None)
+    if not isinstance(name, str) or not isinstance(head, nn.Module):
+        return None
+    return name, head
+
+
+def _pooled_removal_logits(model: nn.Module, pts: torch.Tensor, parts, subsets: torch.Tensor,
+                           centre: torch.Tensor | None, batch_size: int):
+    """Logits of the clean clouds and of every cloud with each of its point subsets removed, for a model whose
+    points meet only in one global max pool, running the per-point layers on the clean clouds only.
+
+    The points that stay keep the features they have in the clean cloud, so a channel's pooled value after the
+    removal is its clean maximum unless the point holding it was removed (about ``m / N`` of the channels); only
+    those channels take the maximum over the points that stay. Points shifted to ``centre`` add the centre point's
+    feature. The head then runs on every perturbed pooled vector: the same logits as classifying the perturbed
+    clouds, up to float rounding.
+
+    Shapes: ``pts (B, N, 3)``, ``subsets (B, S, m)``, ``centre (B, 1, 3)`` or None (points deleted) ->
+    ``(clean (B, K), perturbed (B * S, K))`` float64 on ``pts``' device (row ``b * S + j`` = cloud ``b`` without
+    subset ``j``), or None when the recorded layer is not the channel-wise max over points or ``head(pooled)`` is
+    not the logits (the shortcut does not apply).
+    """
+    name, head = parts
+    dev = model_device(model, pts.device)
+    b, s_count, m = subsets.shape
+    n = pts.shape[1]
+    least = min_points(model)
+    clean, perturbed = [], []
+    with torch.no_grad():
+        for s in range(0, b, batch_size):
+            chunk = pts[s:s + batch_size].to(dev)
+            bc = chunk.shape[0]
+            with capture(model, name, detach=True) as rec:
+                out = model(chunk)
+            f, pooled = rec[name].input, rec[name].output
+            if (not isinstance(out, torch.Tensor) or out.dim() != 2 or not isinstance(f, torch.Tensor)
+                    or f.dim() != 3 or f.shape[0] != bc or f.shape[2] != n
+                    or not isinstance(pooled, torch.Tensor) or pooled.shape != f.shape[:2]):
+                return None
+            best, where = f.max(dim=2)                                # (bc, C) clean maxima and their points
+            again = head(pooled)
+            if (not torch.equal(pooled, best) or again.shape != out.shape
+                    or (again - out).abs().max() > 1e-4 * (1.0 + out.abs().max())):
+                return None
+            c = f.shape[1]
+            gone = torch.zeros(bc, s_count, n, dtype=torch.bool, device=dev).scatter_(
+                2, subsets[s:s + batch_size].to(dev), True)              # (bc, S, N) removed points
+            lost = gone.gather(2, where.unsqueeze(1).expand(bc, s_count, c))   # (bc, S, C) maximum removed?
+            res = best.unsqueeze(1).expand(bc, s_count, c).clone()
+            cb, sj, ch = lost.nonzero(as_tuple=True)
+            step = max(1, 2**22 // n)
+            for p in range(0, cb.shape[0], step):
+                i, j, k = cb[p:p + step], sj[p:p + step], ch[p:p + step]
+                res[i, j, k] = f[i, k].masked_fill(gone[i, j], float("-inf")).amax(1)
+            if centre is not None:                        # a cloud of the centre point alone (repeated if need be)
+                with capture(model, name, detach=True) as rec:
+                    model(centre[s:s + batch_size].expand(-1, least, -1).to(dev))
+                res = torch.maximum(res, rec[name].input[:, :, :1].transpose(1, 2))
+            clean.append(out.to(device=pts.device, dtype=torch.float64))
+            perturbed.append(head(res.reshape(bc * s_count, c)).to(device=pts.device, dtype=torch.float64))
+    return torch.cat(clean), torch.cat(perturbed)
 
 def _target_prob(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
@@ -268,8 +335,8 @@ class FaithfulnessCorrelation(NamedTuple):
 
 def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n_subsets: int = 100,
                              subset_size: int | None = None, removal: str = "shift", centre: str = "median",
-                             output: str = "logit", seed: int = 0,
-                             batch_size: int = 256) -> FaithfulnessCorrelation:
+                             output: str = "logit", seed: int = 0, batch_size: int = 256,
+                             fast="auto") -> FaithfulnessCorrelation:
     """Faithfulness correlation μ_F (Bhatt, Weller, Moura, IJCAI 2020; Quantus ``FaithfulnessCorrelation``).
 
     ``μ_F = corr_{S ∈ random subsets, |S| = m} ( Σ_{i∈S} s_i ,  f_t(x) - f_t(x_{[S removed]}) )`` with the
@@ -292,6 +359,12 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
         output: ``"logit"`` (the paper's ``f``: the target logit) or ``"probability"`` (softmax).
         seed: seed of the subset sampling.
         batch_size: clouds per forward pass.
+        fast: ``"auto"`` (default): for a model whose points meet only in one global max pool
+            (``pointwise_until_pool`` True, e.g. PointNet without T-Nets) in eval mode, classify the perturbed
+            clouds without running the per-point layers again (the points that stay keep their features; only
+            the pooled feature and the head are recomputed): the same numbers up to float rounding, one forward
+            pass of the clean clouds instead of ``n_subsets``. ``True`` requires it, ``False`` classifies every
+            perturbed cloud.
 
     Returns:
         :class:`FaithfulnessCorrelation`; ``.correlation (B,)`` in ``[-1, 1]``, HIGHER is better (1: the
@@ -303,8 +376,17 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
     check_choice("removal", removal, ("shift", "delete"))
     check_choice("centre", centre, ("median", "mean"))
     check_choice("output", output, ("logit", "probability"))
+    check_choice("fast", fast, ("auto", True, False))
     n_subsets = check_int("n_subsets", n_subsets, minimum=2)
-    pts, s, t, logits0 = _prepare(model, points, scores, target, batch_size)
+    pts = as_points(points)
+    s = as_scores(scores).to(pts.device)
+    if tuple(s.shape) != tuple(pts.shape[:2]):
+        raise bad_argument("scores", f"shape {tuple(s.shape)}",
+                           f"shape {tuple(pts.shape[:2])} (one per point)")
+    batch_size = check_int("batch_size", batch_size, minimum=1)
+    if not isinstance(model, nn.Module):
+        raise bad_argument("model", type(model).__name__,
+                           "a torch.nn.Module mapping (B, N, 3) to logits (B, C)")
     b, n, _ = pts.shape
     if n < 2:
         raise bad_argument("points", f"clouds of {n} point", "at least 2 points per cloud")
@@ -314,8 +396,18 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
     if removal == "delete" and n - m < least:
         raise bad_argument("subset_size", m, f"at most {n - least}: removal='delete' must leave the {least} "
                                              "points per cloud the model needs")
+    centre_t = cloud_centre(pts, centre)
     g = generator(seed)
     subsets = torch.rand(b, n_subsets, n, generator=g).argsort(dim=2)[:, :, :m].to(pts.device)
+    parts = _pool_parts(model) if fast is not False else None
+    pooled = None if parts is None else _pooled_removal_logits(
+        model, pts, parts, subsets, centre_t if removal == "shift" else None, batch_size)
+    if fast is True and pooled is None:
+        raise bad_argument("fast", True, "a model in eval mode whose points meet only in one global max pool "
+                           "(pointwise_until_pool=True, pool_layer, head), or fast='auto'/False")
+    logits0 = pooled[0] if pooled is not None else model_outputs(model, pts, batch_size=batch_size)
+    t = as_target(target, pts.shape[0], logits0.shape[1])
+    t = logits0.argmax(1) if t is None else t.to(pts.device)
     sums = torch.gather(s.unsqueeze(1).expand(b, n_subsets, n), 2, subsets).sum(2)
 
     def value(logits, tgt):
@@ -325,18 +417,20 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
 
     flat = subsets.reshape(b * n_subsets, m)
     owner = torch.arange(b, device=pts.device).repeat_interleave(n_subsets)
-    centre_t = cloud_centre(pts, centre)
-    perturbed = torch.empty(b * n_subsets, dtype=torch.float64, device=pts.device)
-    for start in range(0, b * n_subsets, batch_size):
-        rows = owner[start:start + batch_size]
-        idx = flat[start:start + batch_size]
-        clouds = pts[rows]
-        if removal == "delete":
-            clouds = delete_points(clouds, idx)
-        else:
-            mask = torch.zeros(len(rows), n, dtype=torch.bool, device=pts.device).scatter_(1, idx, True)
-            clouds = shift_to_centre(clouds, mask, centre_t[rows])
-        out = model_outputs(model, clouds, batch_size=batch_size)
-        perturbed[start:start + batch_size] = value(out, t[rows])
+    if pooled is not None:
+        perturbed = value(pooled[1], t[owner])
+    else:
+        perturbed = torch.empty(b * n_subsets, dtype=torch.float64, device=pts.device)
+        for start in range(0, b * n_subsets, batch_size):
+            rows = owner[start:start + batch_size]
+            idx = flat[start:start + batch_size]
+            clouds = pts[rows]
+            if removal == "delete":
+                clouds = delete_points(clouds, idx)
+            else:
+                mask = torch.zeros(len(rows), n, dtype=torch.bool, device=pts.device).scatter_(1, idx, True)
+                clouds = shift_to_centre(clouds, mask, centre_t[rows])
+            out = model_outputs(model, clouds, batch_size=batch_size)
+            perturbed[start:start + batch_size] = value(out, t[rows])
     drops = value(logits0, t).unsqueeze(1) - perturbed.view(b, n_subsets)
     return FaithfulnessCorrelation(pearson(sums, drops), sums, drops, subsets, t)

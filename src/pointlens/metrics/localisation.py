@@ -27,10 +27,12 @@ from __future__ import annotations
 import importlib
 import warnings
 
+import numpy as np
 import torch
 
 # Private aliases: the public names of these live in their own modules (see _MOVED below).
 from pointlens.stats import rankdata as _rankdata
+from pointlens.stats import sort_rows
 from pointlens.utils.validate import as_mask as _as_mask
 from pointlens.utils.validate import as_scores as _as_scores
 from pointlens.utils.validate import check_int
@@ -58,14 +60,34 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _ranked_share(s: torch.Tensor, m: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """Share of each row's top-``k[b]`` points (stable descending order) inside the mask; NaN for k = 0."""
-    order = torch.sort(s, dim=1, descending=True, stable=True).indices
-    in_mask = torch.gather(m, 1, order).to(torch.float64)
-    pos = torch.arange(s.shape[1], device=s.device).unsqueeze(0)
-    hits = (in_mask * (pos < k.unsqueeze(1))).sum(1)
-    kf = k.to(torch.float64)
-    return torch.where(k > 0, hits / kf.clamp_min(1.0), torch.full_like(kf, float("nan")))
+def _host(t: torch.Tensor) -> np.ndarray:
+    """The checked tensor as a numpy array (no copy on the CPU): the cheap metrics compute in numpy, whose
+    per-operation cost on ``(B, N)`` rows is a fraction of torch's."""
+    return t.detach().cpu().numpy()
+
+
+def _result(values: np.ndarray, like: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` float64 tensor on ``like``'s device."""
+    out = torch.from_numpy(np.ascontiguousarray(values, dtype=np.float64))
+    return out if like.device.type == "cpu" else out.to(like.device)
+
+
+def _ranked_share(s: np.ndarray, m: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Share of each row's top-``k[b]`` points (stable descending order) inside the mask; NaN for k = 0.
+
+    Without ranking every point: with ``v`` the ``k``-th largest score of the row, the top ``k`` of the stable
+    descending order are every point scored above ``v`` plus the lowest-indexed points scored exactly ``v``
+    (as many as are missing); only the sorted VALUES are needed (:func:`pointlens.stats.sort_rows`).
+    """
+    b, n = s.shape
+    kk = np.clip(k, 1, n)
+    v = sort_rows(s)[np.arange(b), n - kk][:, None]                  # (B, 1) the k-th largest score
+    above = s > v
+    tied = s == v
+    missing = kk - np.count_nonzero(above, axis=1)                     # >= 1 tied points to take
+    top = above | (tied & (np.cumsum(tied, axis=1) <= missing[:, None]))
+    hits = np.count_nonzero(top & m, axis=1)
+    return np.where(k > 0, hits / np.maximum(k, 1), np.nan)
 
 
 # --------------------------------------------------------------------------------------------- metrics
@@ -90,8 +112,9 @@ def pointing_game(scores, mask) -> torch.Tensor:
     """
     s = _as_scores(scores)
     m = _as_mask(mask, s)
-    top = s == s.amax(1, keepdim=True)
-    return (top & m).sum(1).to(torch.float64) / top.sum(1).to(torch.float64)
+    a = _host(s)
+    top = a == a.max(axis=1, keepdims=True)
+    return _result(np.count_nonzero(top & _host(m), axis=1) / np.count_nonzero(top, axis=1), s)
 
 
 def relevance_mass_accuracy(scores, mask) -> torch.Tensor:
@@ -113,11 +136,9 @@ def relevance_mass_accuracy(scores, mask) -> torch.Tensor:
     """
     s = _as_scores(scores)
     m = _as_mask(mask, s)
-    pos = s.clamp_min(0.0)
-    total = pos.sum(1)
-    inside = (pos * m).sum(1)
-    return torch.where(total > 0, inside / torch.where(total > 0, total, torch.ones_like(total)),
-                       torch.full_like(total, float("nan")))
+    pos = np.maximum(_host(s), 0.0)
+    with np.errstate(invalid="ignore"):                 # 0 / 0 = NaN: no positive score
+        return _result((pos * _host(m)).sum(1) / pos.sum(1), s)
 
 
 def relevance_rank_accuracy(scores, mask) -> torch.Tensor:
@@ -139,8 +160,8 @@ def relevance_rank_accuracy(scores, mask) -> torch.Tensor:
         tensor([0.5000], dtype=torch.float64)
     """
     s = _as_scores(scores)
-    m = _as_mask(mask, s)
-    return _ranked_share(s, m, m.sum(1))
+    m = _host(_as_mask(mask, s))
+    return _result(_ranked_share(_host(s), m, np.count_nonzero(m, axis=1)), s)
 
 
 def topk_intersection(scores, mask, k: int) -> torch.Tensor:
@@ -165,7 +186,7 @@ def topk_intersection(scores, mask, k: int) -> torch.Tensor:
     s = _as_scores(scores)
     m = _as_mask(mask, s)
     k = check_int("k", k, minimum=1, maximum=s.shape[1])
-    return _ranked_share(s, m, torch.full((s.shape[0],), k, dtype=torch.long, device=s.device))
+    return _result(_ranked_share(_host(s), _host(m), np.full(s.shape[0], k)), s)
 
 
 def auroc(scores, mask) -> torch.Tensor:

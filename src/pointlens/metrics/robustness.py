@@ -19,12 +19,11 @@ import torch
 from torch import nn
 
 from pointlens.errors import bad_argument
-from pointlens.metrics.faithfulness import model_outputs
-from pointlens.metrics.sanity import ExplainFn, run_explain
+from pointlens.metrics.sanity import ExplainFn, resolve_target, run_explain
 from pointlens.ops.geometry import knn
 from pointlens.stats import spearman
 from pointlens.utils.seed import generator
-from pointlens.utils.validate import as_points, as_scores, as_target, check_float, check_int
+from pointlens.utils.validate import as_points, as_scores, check_float, check_int
 
 __all__ = ["jitter_in_ball", "max_sensitivity", "transfer_scores", "resampling_consistency"]
 
@@ -49,7 +48,7 @@ def jitter_in_ball(points: torch.Tensor, radius: float, gen: torch.Generator | N
 
 
 def max_sensitivity(model: nn.Module, points, explain: ExplainFn, target=None, *, radius: float = 0.01,
-                    n_samples: int = 10, normalise: bool = True, seed: int = 0) -> torch.Tensor:
+                    n_samples: int = 10, normalise: bool = True, seed: int = 0, scores=None) -> torch.Tensor:
     """Max-sensitivity (Yeh et al., NeurIPS 2019, eq. "SENS_MAX"; Quantus ``MaxSensitivity``).
 
     ``SENS = max_{j=1..n} ||Φ(f, y_j, t) - Φ(f, x, t)||_2 / ||Φ(f, x, t)||_2`` where each ``y_j`` moves every
@@ -67,6 +66,8 @@ def max_sensitivity(model: nn.Module, points, explain: ExplainFn, target=None, *
         n_samples: number of perturbations ``n``.
         normalise: divide by ``||Φ(f, x, t)||_2``.
         seed: seed of the jitter.
+        scores: ``Φ(f, x, t)`` when already computed ``(B, N)`` (as Quantus' ``a_batch``): used instead of
+            explaining the clean clouds once more (the same result).
 
     Returns:
         ``(B,)`` float64 in ``[0, ∞)``; LOWER is better (0 = unchanged explanations); NaN when normalising an
@@ -80,10 +81,11 @@ def max_sensitivity(model: nn.Module, points, explain: ExplainFn, target=None, *
     pts = as_points(points)
     radius = check_float("radius", radius, minimum=0.0)
     n_samples = check_int("n_samples", n_samples, minimum=1)
-    logits = model_outputs(model, pts)
-    t = as_target(target, pts.shape[0], logits.shape[1])
-    t = logits.argmax(1) if t is None else t.to(pts.device)
-    base = run_explain(explain, model, pts, t)
+    given = None if scores is None else as_scores(scores)
+    if given is not None and tuple(given.shape) != tuple(pts.shape[:2]):
+        raise bad_argument("scores", f"shape {tuple(given.shape)}", f"shape {tuple(pts.shape[:2])} (one per point)")
+    t, _ = resolve_target(model, pts, target)
+    base = run_explain(explain, model, pts, t) if given is None else given.to(pts.device)
     gen = generator(seed)
     worst = torch.zeros(pts.shape[0], dtype=torch.float64, device=base.device)
     for _ in range(n_samples):

@@ -56,6 +56,7 @@ __all__ = [
     "model_randomisation",
     "random_logit_test",
     "run_explain",
+    "resolve_target",
 ]
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -316,8 +317,36 @@ def run_explain(explain: ExplainFn, model: nn.Module, pts: torch.Tensor,
     return as_scores(out.detach(), "explain(...) scores")
 
 
+def resolve_target(model: nn.Module, pts: torch.Tensor, target) -> tuple[torch.Tensor, int]:
+    """The explained class of every cloud and the number of classes.
+
+    ``target`` None: the model's prediction (one forward pass of every cloud). Given: checked against the class
+    count, which the logits of ONE cloud tell (the metrics that only need the count do not classify the batch).
+
+    Args:
+        model: maps ``(B, N, 3)`` to logits ``(B, C)``.
+        pts: ``(B, N, 3)`` checked points.
+        target: None, an int or ``B`` ints.
+
+    Returns:
+        ``(target (B,) long on pts' device, C)``.
+    """
+    logits = model_outputs(model, pts if target is None else pts[:1])
+    c = logits.shape[1]
+    t = as_target(target, pts.shape[0], c)
+    return (logits.argmax(1) if t is None else t.to(pts.device)), c
+
+
+def _given_scores(scores, pts: torch.Tensor, name: str = "scores") -> torch.Tensor:
+    """Precomputed ``(B, N)`` scores checked against the clouds ``(B, N, 3)``, float64."""
+    s = as_scores(scores, name)
+    if tuple(s.shape) != tuple(pts.shape[:2]):
+        raise bad_argument(name, f"shape {tuple(s.shape)}", f"shape {tuple(pts.shape[:2])} (one per point)")
+    return s.to(pts.device)
+
+
 def model_randomisation(model: nn.Module, points, explain: ExplainFn, target=None, *, mode: str = "cascading",
-                        layers=None, k: int | None = None, seed: int = 0) -> RandomisationResult:
+                        layers=None, k: int | None = None, seed: int = 0, scores=None) -> RandomisationResult:
     """Model-parameter randomisation test (Adebayo et al., NeurIPS 2018; Quantus ``MPRT``).
 
     For step ``i`` the model ``f_i`` is the trained model with layer groups ``1..i`` (``"cascading"``, top
@@ -340,6 +369,8 @@ def model_randomisation(model: nn.Module, points, explain: ExplainFn, target=Non
             items are module names or lists of module names (all parameterised modules under each name).
         k: top-k size; default ``max(1, round(0.1 N))``.
         seed: re-initialisation seed.
+        scores: the explanation of the unchanged model ``explain(model, points, target)`` when already computed
+            ``(B, N)`` (as Quantus' ``a_batch``): it is used instead of explaining once more.
 
     Returns:
         :class:`RandomisationResult` (``.table()`` gives the per-step table).
@@ -354,16 +385,18 @@ def model_randomisation(model: nn.Module, points, explain: ExplainFn, target=Non
     pts = as_points(points)
     n = pts.shape[1]
     k = max(1, round(0.1 * n)) if k is None else check_int("k", k, minimum=1, maximum=n)
+    given = None if scores is None else _given_scores(scores, pts)
     work = copy.deepcopy(model)
     groups = resolve_layers(work, layers)
-    logits = model_outputs(work, pts)
-    t = as_target(target, pts.shape[0], logits.shape[1])
-    t = logits.argmax(1) if t is None else t.to(pts.device)
+    t, _ = resolve_target(work, pts, target)
     original_state = {name: v.detach().clone() for name, v in work.state_dict(keep_vars=True).items()}
     dev = next(iter(original_state.values())).device if original_state else pts.device
     pts_dev = pts.to(dev)
-    original = run_explain(explain, work, pts_dev, t.to(dev))
-    work.load_state_dict(original_state)           # undo anything explain may have touched (e.g. BN stats)
+    if given is None:
+        original = run_explain(explain, work, pts_dev, t.to(dev))
+        work.load_state_dict(original_state)       # undo anything explain may have touched (e.g. BN stats)
+    else:
+        original = given.to(dev)
     result = RandomisationResult(mode, t, original, k)
     done: list[str] = []
     for i, grp in enumerate(progress(groups, desc=f"{mode} randomisation")):
@@ -383,7 +416,7 @@ def model_randomisation(model: nn.Module, points, explain: ExplainFn, target=Non
 
 
 def random_logit_test(model: nn.Module, points, explain: ExplainFn, target=None, *, k: int | None = None,
-                      seed: int = 0) -> RandomLogitResult:
+                      seed: int = 0, scores=None) -> RandomLogitResult:
     """Random logit test (Sixt, Granz, Landgraf, ICML 2020; Quantus ``RandomLogit``).
 
     Compares ``explain(f, x, t)`` with ``explain(f, x, t')`` for a class ``t'`` drawn uniformly among the
@@ -397,6 +430,9 @@ def random_logit_test(model: nn.Module, points, explain: ExplainFn, target=None,
         target: class per cloud; default the model's prediction.
         k: top-k size; default ``max(1, round(0.1 N))``.
         seed: seed of the random class draw.
+        scores: the explanation of ``target`` ``explain(model, points, target)`` when already computed ``(B, N)``
+            (as Quantus' ``a_batch``): used instead of explaining ``target`` once more, so only the other class
+            is explained (the same result).
 
     Returns:
         :class:`RandomLogitResult` with ``(B,)`` similarities.
@@ -406,7 +442,8 @@ def random_logit_test(model: nn.Module, points, explain: ExplainFn, target=None,
     pts = as_points(points)
     n = pts.shape[1]
     k = max(1, round(0.1 * n)) if k is None else check_int("k", k, minimum=1, maximum=n)
-    logits = model_outputs(model, pts)
+    given = None if scores is None else _given_scores(scores, pts)
+    logits = model_outputs(model, pts if target is None else pts[:1])   # one cloud tells the class count
     c = logits.shape[1]
     if c < 2:
         raise bad_argument("model", f"{c} output class", "a classifier with at least 2 classes")
@@ -414,7 +451,7 @@ def random_logit_test(model: nn.Module, points, explain: ExplainFn, target=None,
     t = logits.argmax(1) if t is None else t.to(pts.device)
     draw = torch.randint(0, c - 1, (pts.shape[0],), generator=generator(seed)).to(pts.device)
     other = draw + (draw >= t).long()                 # uniform over the classes != t
-    s_t = run_explain(explain, model, pts, t)
+    s_t = run_explain(explain, model, pts, t) if given is None else given
     s_o = run_explain(explain, model, pts, other)
     sim = explanation_similarity(s_t, s_o, k)
     return RandomLogitResult(t, other, s_t, s_o, sim["spearman"], sim["spearman_abs"],
