@@ -97,8 +97,8 @@ def _pooled_input_grad(method, x: torch.Tensor, target, objective: str):
 
 class GradientAttribution(Attribution):
     """Base of the gradient methods: input gradients of the target logit (or loss), chunked over clouds; for
-    PointNet-like max-pool models back-propagated through the critical points only (:func:`_pooled_input_grad`,
-    the same gradient), chunked over points."""
+    PointNet-like max-pool models with more than ``point_chunk`` points back-propagated through the critical
+    points only (:func:`_pooled_input_grad`, the same gradient), chunked over points."""
 
     point_chunk = POINT_CHUNK
 
@@ -116,7 +116,10 @@ class GradientAttribution(Attribution):
         grads, targets = [], []
         with torch.enable_grad():
             for s in range(0, x.shape[0], self.batch_size):
-                if _pointwise_max_pool(self.model):
+                # Only where memory needs it: at a few hundred points a PointNet has a third to a half of its
+                # points critical, and the extra no-grad pass costs more than the smaller backward saves
+                # (512 points, 32 clouds, one thread: 0.66 s vs 0.58 s for plain back-propagation).
+                if _pointwise_max_pool(self.model) and x.shape[1] > self.point_chunk:
                     g, t = _pooled_input_grad(self, x[s:s + self.batch_size].detach(),
                                               None if target is None else target[s:s + self.batch_size], objective)
                     grads.append(g)
