@@ -105,3 +105,17 @@ def test_stochastic_scores_do_not_depend_on_batching_or_order():
         torch.testing.assert_close(together, alone)
         torch.testing.assert_close(together, reordered)
         assert not torch.allclose(together, create_attribution(name, model, seed=4, **opts).attribute(x, target=0))
+
+
+@pytest.mark.parametrize("argv", [
+    ["explain", "--method", "pointshift", "--checkpoint", "x.pt"],
+    ["drop", "--methods", "pointshift", "--checkpoint", "x.pt"],
+    ["benchmark", "--checkpoint", "x.pt"],
+    ["maximize", "--method", "flow", "--checkpoint", "x.pt"],
+    ["autoencoder", "train", "--points", "64"],
+])
+def test_point_only_commands_refuse_image_data_in_one_line(capsys, tmp_path, argv):
+    # refused from the spec alone, before the (missing) checkpoint is opened
+    err = expect_one_line(capsys, argv + ["--data", "digitscenes:n=20,size=32", "--out", str(tmp_path / "o")],
+                          "--data", "point-cloud data", "pointlens explainer")
+    assert f"pointlens {argv[0]}" in err

@@ -31,14 +31,14 @@ def register(sub) -> None:
 def run_train(args) -> int:
     import torch
 
-    from pointlens.cli.common import load_data_for
+    from pointlens.cli.common import POINTS_ONLY, load_data_for
     from pointlens.data import load_dataset
     from pointlens.maximize.autoencoder import AEConfig, evaluate_autoencoder, train_autoencoder
     from pointlens.utils.io import RunFolder
     from pointlens.utils.validate import check_int
 
     check_int("--latent", args.latent, minimum=1)
-    train_set = load_data_for(args)
+    train_set = load_data_for(args, POINTS_ONLY)
     test = None
     if args.split == "train":
         try:

@@ -115,7 +115,7 @@ def parse_method_options(items: list[str]) -> dict:
 def run(args) -> int:
     """Run the benchmark; rank 0 writes the run folder and prints the table (or ``--json``)."""
     from pointlens.benchmark import BenchmarkConfig, alternate_sampling, run_benchmark, write_outputs
-    from pointlens.cli.common import load_model_and_data
+    from pointlens.cli.common import POINTS_ONLY, load_model_and_data
     from pointlens.training import distributed as D
     from pointlens.utils.io import RunFolder
 
@@ -136,7 +136,7 @@ def run(args) -> int:
     ).validate()
     if args.limit is not None and args.limit < 1:
         raise bad_argument("--limit", args.limit, "a positive integer")
-    loaded, dataset, device = load_model_and_data(args)
+    loaded, dataset, device = load_model_and_data(args, POINTS_ONLY)
     loaded.model.eval()
     alt, alt_note = (None, "not requested")
     if "robustness" in cfg.groups():

@@ -163,11 +163,22 @@ def load_user_model_for(args):
     return LoadedCheckpoint(model, [], config, meta)
 
 
-def load_data_for(args):
+POINTS_ONLY = ("points",)
+"""``modalities`` of the commands that work on point clouds only (explain, drop, benchmark, maximize, autoencoder)."""
+
+
+def load_data_for(args, modalities=("points", "image")):
     """Load ``args.data`` with the split / points / sampling / limit options; returns a PointCloudDataset (an
-    ImageDataset for image specs, where points / sampling do not apply)."""
+    ImageDataset for image specs, where points / sampling do not apply).
+
+    Raises:
+        InvalidArgumentError: the data's modality is not one of ``modalities`` (one line naming ``--data`` and
+            the commands that take such data).
+    """
     from pointlens.data import load_dataset
     from pointlens.utils.validate import check_int
+
+    refuse_other_modality(args, modalities)
 
     check_int("--points", args.points, minimum=1)  # the CLI's names in the errors, for every command
     if args.limit is not None:
@@ -175,6 +186,22 @@ def load_data_for(args):
     split = None if args.split in (None, "all") else args.split
     return load_dataset(args.data, split=split, num_points=args.points, sampling=args.sampling,
                         seed=getattr(args, "seed", 0), limit=args.limit)
+
+
+def refuse_other_modality(args, modalities) -> None:
+    """Refuse, from the spec alone, ``args.data`` whose modality is not in ``modalities`` (one line naming
+    ``--data``); point-only commands pass :data:`POINTS_ONLY`."""
+    from pointlens.data import parse_spec
+    from pointlens.data.spec import IMAGE_KINDS
+
+    image = parse_spec(args.data)[0] in IMAGE_KINDS
+    if image and "image" not in modalities:
+        cmd = getattr(args, "command", None) or "this command"
+        raise bad_argument("--data", args.data, f"point-cloud data: `pointlens {cmd}` works on point clouds; "
+                           "explain images with `pointlens explainer train|apply|evaluate` or, in Python, "
+                           "create_attribution(name, model, modality='image')")
+    if not image and "points" not in modalities:
+        raise bad_argument("--data", args.data, "image data (digitscenes[:...] or voc:PATH)")
 
 
 def num_model_classes(model, points: torch.Tensor) -> int:
@@ -208,11 +235,13 @@ def check_classes(args, loaded, dataset, device) -> int:
     return c
 
 
-def load_model_and_data(args):
-    """Checkpoint, dataset and device for a command, checked to agree on the number of classes."""
+def load_model_and_data(args, modalities=("points", "image")):
+    """Checkpoint, dataset and device for a command, checked to agree on the number of classes (``modalities``:
+    the data the command takes, see :func:`load_data_for`)."""
     device = resolve_device(args.device)
+    refuse_other_modality(args, modalities)
     loaded = load_checkpoint_for(args)
-    dataset = load_data_for(args)
+    dataset = load_data_for(args, modalities)
     check_classes(args, loaded, dataset, device)
     if not loaded.class_names and getattr(loaded, "meta", {}).get("format") == "user":
         loaded.class_names = list(dataset.class_names)  # a user's model has no names of its own

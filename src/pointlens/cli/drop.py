@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pointlens.cli import common
-from pointlens.cli.common import add_checkpoint_options, load_model_and_data, vars_for_config
+from pointlens.cli.common import POINTS_ONLY, add_checkpoint_options, load_model_and_data, vars_for_config
 from pointlens.errors import bad_argument
 
 EXAMPLE = ("pointlens drop --checkpoint ../shared/data/learning3d_pointnet_cls_modelnet40_best_model.t7 "
@@ -98,7 +98,7 @@ def run(args) -> int:
     modes = ["high", "low"] if args.mode == "both" else [args.mode]
 
     seed_everything(args.seed)
-    loaded, dataset, device = load_model_and_data(args)
+    loaded, dataset, device = load_model_and_data(args, POINTS_ONLY)
     if dataset.labels.ndim != 1:
         raise bad_argument("--data", f"{args.data} (multi-label)",
                            "single-label data: dropping measures accuracy")

@@ -75,7 +75,7 @@ def run(args) -> int:
     options = dict(common.parse_option(o) for o in args.option)
     check_method(args.method, options, arg="--method")   # before the model and data are loaded
     seed_everything(args.seed)
-    loaded, dataset, device = common.load_model_and_data(args)
+    loaded, dataset, device = common.load_model_and_data(args, common.POINTS_ONLY)
     model = loaded.model
     target, target_kind = parse_target(args.target, dataset.labels, dataset.num_classes)
     method = common.make_attribution(args.method, model, alpha=args.alpha, options=options, seed=args.seed)

@@ -7,6 +7,7 @@ import difflib
 import time
 
 from pointlens.cli.common import (
+    POINTS_ONLY,
     add_checkpoint_options,
     add_data_options,
     add_output_options,
@@ -130,7 +131,7 @@ def run(args) -> int:
     if args.steps is not None:
         check_int("--steps", args.steps, minimum=0)
     methods = _methods(args.method)
-    loaded, dataset, device = load_model_and_data(args)
+    loaded, dataset, device = load_model_and_data(args, POINTS_ONLY)
     model = loaded.model.eval()
     names = list(dataset.class_names)
     classes = _classes(args.classes, names)
