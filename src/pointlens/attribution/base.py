@@ -202,6 +202,22 @@ class Attribution:
         return self._resolve(logits, target)
 
 
+def broadcast_baseline(baseline, x: torch.Tensor) -> torch.Tensor:
+    """A tensor (or array) ``baseline`` broadcast to the input's shape and dtype, as a fresh tensor.
+
+    Shapes: ``baseline`` broadcastable to ``x (B, ...)`` -> ``(B, ...)``.
+
+    Raises:
+        InvalidArgumentError: naming ``baseline``, when it does not broadcast to ``x``.
+    """
+    b = torch.as_tensor(baseline).to(device=x.device, dtype=x.dtype)
+    try:
+        return torch.broadcast_to(b, x.shape).clone()
+    except RuntimeError:
+        raise bad_argument("baseline", f"shape {tuple(b.shape)}",
+                           f"a tensor broadcastable to {tuple(x.shape)}") from None
+
+
 def select(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``logits[b, target[b]]`` for every row: ``(B, C), (B,) -> (B,)``."""
     return logits.gather(1, target.view(-1, 1)).squeeze(1)

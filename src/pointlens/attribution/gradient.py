@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from pointlens.attribution.base import Attribution, cloud_seeds, per_point_draws, select
+from pointlens.attribution.base import Attribution, broadcast_baseline, cloud_seeds, per_point_draws, select
 from pointlens.errors import bad_argument
 from pointlens.ops.removal import CENTRES, cloud_centre
 from pointlens.utils.seed import generator
@@ -294,12 +294,7 @@ class IntegratedGradients(GradientAttribution):
             if self.baseline == "zeros":
                 return torch.zeros_like(x)
             return cloud_centre(x, self.centre).expand_as(x).clone()
-        b = torch.as_tensor(self.baseline).to(device=x.device, dtype=x.dtype)
-        try:
-            return torch.broadcast_to(b, x.shape).clone()
-        except RuntimeError:
-            raise bad_argument("baseline", f"shape {tuple(b.shape)}",
-                               f"a tensor broadcastable to {tuple(x.shape)}") from None
+        return broadcast_baseline(self.baseline, x)
 
     def attribute_coordinates(self, points, target=None) -> torch.Tensor:
         """Per-coordinate attributions ``(B, N, 3)``; their total is ``~ logit_t(x) - logit_t(baseline)``.

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pointlens.attribution.base import select
+from pointlens.attribution.base import broadcast_baseline, select
 from pointlens.attribution.gradient import GradientAttribution, integration_rule
 from pointlens.attribution.image.base import ImageAttribution, upsample
 from pointlens.errors import bad_argument
@@ -86,12 +86,7 @@ class ImageIntegratedGradients(ImageAttribution, GradientAttribution):
             return torch.zeros_like(x)
         if isinstance(self.baseline, (int, float)):
             return torch.full_like(x, float(self.baseline))
-        b = torch.as_tensor(self.baseline).to(device=x.device, dtype=x.dtype)
-        try:
-            return torch.broadcast_to(b, x.shape).clone()
-        except RuntimeError:
-            raise bad_argument("baseline", f"shape {tuple(b.shape)}",
-                               f"a tensor broadcastable to {tuple(x.shape)}") from None
+        return broadcast_baseline(self.baseline, x)
 
     def attribute_channels(self, images, target=None) -> torch.Tensor:
         """Per-channel attributions ``(B, 3, H, W)`` (before the channel reduction); their total is
