@@ -146,3 +146,18 @@ def test_gradient_methods_work_under_no_grad_and_with_float32():
     with torch.no_grad():
         s = Gradient(net).attribute(x)
     assert s.dtype == torch.float32 and s.shape == (2, 16) and not s.requires_grad and s.abs().max() > 0
+
+
+def test_ig_baseline_broadcast_and_its_refusal():
+    import torch
+
+    from pointlens.attribution.base import broadcast_baseline
+    from pointlens.errors import InvalidArgumentError
+
+    x = torch.randn(2, 5, 3, dtype=torch.float64)
+    b = broadcast_baseline([1.0, 2.0, 3.0], x)                 # one point broadcast to every point of every cloud
+    assert b.shape == x.shape and b.dtype == x.dtype and torch.equal(b[1, 4], torch.tensor([1.0, 2.0, 3.0]).double())
+    b[0, 0, 0] = 9.0                                           # a fresh tensor, not a view of the baseline
+    assert broadcast_baseline([1.0, 2.0, 3.0], x)[0, 0, 0] == 1.0
+    with pytest.raises(InvalidArgumentError, match="baseline"):
+        broadcast_baseline(torch.zeros(4), x)
