@@ -70,7 +70,7 @@ def fake(monkeypatch):
     monkeypatch.setattr(common_cli, "load_checkpoint_for",
                         lambda args: SimpleNamespace(model=state.model, class_names=state.class_names,
                                                      config={}, meta={}))
-    monkeypatch.setattr(common_cli, "load_data_for", lambda args: state.dataset)
+    monkeypatch.setattr(common_cli, "load_data_for", lambda args, modalities=None: state.dataset)
 
     class XScoreMethod:  # registered like a real method: the CLI resolves every name through the registry
         def __new__(cls, model, **options):
