@@ -184,7 +184,7 @@ def test_critical_point_gradients_equal_back_propagation_through_every_point(net
     import pointlens.attribution.gradient as gradient
 
     x = torch.randn(3, 300, 3, generator=torch.Generator().manual_seed(5))      # more points than channels
-    monkeypatch.setattr(gradient.GradientAttribution, "point_chunk", 64)    # the critical-point path is taken
+    monkeypatch.setattr(gradient.GradientAttribution, "point_chunk", 64)    # several chunks of critical points
     fast = create_attribution(method, net, **opts).attribute(x)
     monkeypatch.setattr(gradient, "_pointwise_max_pool", lambda model: False)
     plain = create_attribution(method, net, **opts).attribute(x)
