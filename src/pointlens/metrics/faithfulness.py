@@ -161,12 +161,18 @@ def _auc(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return area / width if float(width) > 0 else y.mean(1)
 
 
-def _prepare(model, points, scores, target, batch_size):
+def _points_and_scores(points, scores) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated ``points (B, N, 3)`` and ``scores (B, N)`` on the points' device, one score per point."""
     pts = as_points(points)
     s = as_scores(scores).to(pts.device)
     if tuple(s.shape) != tuple(pts.shape[:2]):
         raise bad_argument("scores", f"shape {tuple(s.shape)}",
                            f"shape {tuple(pts.shape[:2])} (one per point)")
+    return pts, s
+
+
+def _prepare(model, points, scores, target, batch_size):
+    pts, s = _points_and_scores(points, scores)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     logits = model_outputs(model, pts, batch_size=batch_size)
     t = as_target(target, pts.shape[0], logits.shape[1])
@@ -378,11 +384,7 @@ def faithfulness_correlation(model: nn.Module, points, scores, target=None, *, n
     check_choice("output", output, ("logit", "probability"))
     check_choice("fast", fast, ("auto", True, False))
     n_subsets = check_int("n_subsets", n_subsets, minimum=2)
-    pts = as_points(points)
-    s = as_scores(scores).to(pts.device)
-    if tuple(s.shape) != tuple(pts.shape[:2]):
-        raise bad_argument("scores", f"shape {tuple(s.shape)}",
-                           f"shape {tuple(pts.shape[:2])} (one per point)")
+    pts, s = _points_and_scores(points, scores)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     if not isinstance(model, nn.Module):
         raise bad_argument("model", type(model).__name__,

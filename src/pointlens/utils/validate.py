@@ -27,6 +27,19 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(torch.isfinite(t).all())
 
 
+def _as_tensor(x, name: str, shape: str) -> torch.Tensor:
+    """``x`` as a tensor without copying arrays or tensors (other sequences become float32); a clear error naming
+    ``name`` and the expected ``shape`` when it cannot be one."""
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(x))
+    if isinstance(x, torch.Tensor):
+        return x
+    try:
+        return torch.as_tensor(np.asarray(x, dtype=np.float32))
+    except Exception:
+        raise bad_argument(name, type(x).__name__, f"a tensor or array of shape {shape}") from None
+
+
 def as_points(points, name: str = "points", *, batched: bool = True, allow_extra_channels: bool = False,
               finite: bool = True) -> torch.Tensor:
     """Check and convert a point cloud (or batch) to a float32 tensor.
@@ -45,15 +58,7 @@ def as_points(points, name: str = "points", *, batched: bool = True, allow_extra
     Raises:
         InvalidArgumentError: wrong type, rank, channel count, empty cloud or non-finite values.
     """
-    if isinstance(points, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(points))
-    elif isinstance(points, torch.Tensor):
-        t = points
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(points, dtype=np.float32))
-        except Exception:
-            raise bad_argument(name, type(points).__name__, "a tensor or array of shape (B, N, 3)") from None
+    t = _as_tensor(points, name, "(B, N, 3)")
     if not (t.is_floating_point() or t.dtype in (torch.int32, torch.int64)):
         raise bad_argument(name, f"dtype {t.dtype}", "floating point coordinates")
     want = "(B, N, 3)" if batched else "(N, 3)"
@@ -92,15 +97,7 @@ def as_images(images, name: str = "images", *, min_size: int = 1, finite: bool =
         InvalidArgumentError: wrong type, rank, channel count (a ``(B, N, 3)`` point cloud or a channels-last
             ``(B, H, W, 3)`` image is named as such), too small, or non-finite values.
     """
-    if isinstance(images, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(images))
-    elif isinstance(images, torch.Tensor):
-        t = images
-    else:
-        try:
-            t = torch.as_tensor(np.asarray(images, dtype=np.float32))
-        except Exception:
-            raise bad_argument(name, type(images).__name__, "a tensor or array of shape (B, 3, H, W)") from None
+    t = _as_tensor(images, name, "(B, 3, H, W)")
     if not (t.is_floating_point() or t.dtype in (torch.uint8, torch.int32, torch.int64)):
         raise bad_argument(name, f"dtype {t.dtype}", "floating point pixel values (B, 3, H, W)")
     if t.dim() == 3 and t.shape[0] == 3:
