@@ -33,18 +33,18 @@ AREA_ABLATION = {"a_min": 0.5, "a_max": 0.9}
 ABLATION_ROW = "explainer, area 0.5-0.9 (ablation)"
 
 
-def _classifier(quick: bool):
+def _classifier(quick: bool, runs: Path = RUNS, model_name: str = "pointnet", epochs: int = 25):
     from pointlens.data import load_dataset
     from pointlens.models import load_checkpoint
     from pointlens.training import TrainConfig, evaluate, train
 
-    out = RUNS / ("classifier_quick" if quick else "classifier")
+    out = runs / ("classifier_quick" if quick else "classifier")
     ck = out / "checkpoint.pt"
-    epochs = 2 if quick else 25
+    epochs = 2 if quick else epochs
     n = 60 if quick else None
     tr = load_dataset(DATA, split="train", num_points=POINTS, limit=n)
     te = load_dataset(DATA, split="test", num_points=POINTS, limit=n)
-    cfg = TrainConfig(model="pointnet", epochs=epochs, batch_size=32)
+    cfg = TrainConfig(model=model_name, epochs=epochs, batch_size=32)
     if not ck.is_file():  # an existing checkpoint is used as it is (its epoch count is reported)
         train(cfg, tr, te, out_dir=out)
     loaded = load_checkpoint(ck)
@@ -54,11 +54,13 @@ def _classifier(quick: bool):
     return model, tr, te, ev
 
 
-def _explainer(name: str, objective: str, model, tr, quick: bool, weights: dict | None = None):
+def _explainer(name: str, objective: str, model, tr, quick: bool, weights: dict | None = None,
+               runs: Path = RUNS, epochs: int = 20):
     from pointlens.explainer import ExplainerConfig, load_explainer, train_explainer
 
-    out = RUNS / (name + ("_quick" if quick else ""))
-    cfg = ExplainerConfig(objective=objective, epochs=2 if quick else 20, patience=4, seed=0, weights=weights or {})
+    out = runs / (name + ("_quick" if quick else ""))
+    cfg = ExplainerConfig(objective=objective, epochs=2 if quick else epochs, patience=4, seed=0,
+                          weights=weights or {})
     if not (out / "explainer.pt").is_file():
         train_explainer(cfg, model, tr, out_dir=out, resume=(out / "checkpoint.pt").is_file())
     return load_explainer(out)
