@@ -183,3 +183,23 @@ def test_flow_samples_per_class_and_missing_class():
     assert clouds.shape == (3, N, 3) and classes == [0, 1, 2]
     with pytest.raises(DataError, match="no real instance"):
         flow_samples_per_class(m, pts[lab != 2], lab[lab != 2], num_classes=3, classes=[2], steps=1, num_points=N)
+
+
+def _continuity_full_matrix(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Reference: differentiate the full N x N distance matrix and its top-k (the earlier implementation)."""
+    n = x.shape[1]
+    d = torch.cdist(x, x) + torch.eye(n, dtype=x.dtype) * 1e9
+    return (d.topk(k, dim=-1, largest=False).values.mean(-1) ** 2).mean(-1)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_continuity_equals_the_full_distance_matrix_value_and_gradient(k):
+    x = torch.randn(3, 60, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(k))
+    x[1, 5] = x[1, 4]  # a duplicated point: distance 0 to a neighbour, finite gradient
+    a, b = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+    va, vb = continuity(a, k), _continuity_full_matrix(b, k)
+    torch.testing.assert_close(va, vb, rtol=0, atol=1e-12)
+    ga, = torch.autograd.grad(va.sum(), a)
+    gb, = torch.autograd.grad(vb.sum(), b)
+    assert torch.isfinite(ga).all()
+    torch.testing.assert_close(ga, gb, rtol=0, atol=1e-12)

@@ -10,6 +10,7 @@ from pointlens.errors import InvalidArgumentError
 from pointlens.models import GlobalMaxPool, create_model, list_models, register_model, registry
 from pointlens.models.dgcnn import EdgeConv, edge_features
 from pointlens.models.hooks import capture, get_layer
+from pointlens.models.layers import ConvBNAct
 from pointlens.models.pointnet2 import num_centres
 from pointlens.ops import ball_query, farthest_point_sampling, gather_points, knn
 
@@ -42,8 +43,9 @@ def randomize_batchnorm(model: nn.Module) -> None:
             n = m.num_features
             m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
 
 
 def cloud(b: int, n: int) -> torch.Tensor:
@@ -459,3 +461,74 @@ def test_default_sizes_and_layer_names():
     p2 = create_model("pointnet2", 40)
     assert [lvl.max_centres for lvl in p2.sa] == [512, 128] and [lvl.radius for lvl in p2.sa] == [0.2, 0.4]
     assert p2.global_mlp[-1].conv.out_channels == 1024
+
+
+def _fold_all(model: nn.Module, on: bool) -> None:
+    for m in model.modules():
+        if isinstance(m, ConvBNAct):
+            m.fused = on
+
+
+@pytest.mark.parametrize("dim,shape,bias,affine", [(1, (3, 5, 17), True, True), (1, (2, 5, 9), False, True),
+                                                    (2, (2, 5, 6, 4), True, True), (1, (2, 5, 9), True, False)])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_conv_bn_act_folded_equals_the_reference_values_and_every_gradient(dim, shape, bias, affine, activation):
+    layer = ConvBNAct(5, 7, dim=dim, activation=activation, bias=bias).double()
+    if not affine:
+        layer.bn = (nn.BatchNorm1d if dim == 1 else nn.BatchNorm2d)(7, affine=False).double()
+    randomize_batchnorm(layer)
+    if affine:
+        _mixed_sign_batchnorm(layer) if dim == 2 else layer.bn.weight.data.uniform_(-2, 2)
+    layer.eval()
+    x = torch.randn(*shape, dtype=torch.float64)
+    res = []
+    for on in (True, False):
+        layer.fused = on
+        assert layer._can_fold(x) == on
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        params = [p for p in layer.parameters()]
+        grads = torch.autograd.grad((out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum(),
+                                    [xi, *params])
+        res.append((out.detach(), grads))
+    torch.testing.assert_close(res[0][0], res[1][0], rtol=0, atol=1e-12)
+    for a, b in zip(res[0][1], res[1][1]):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+    assert float(res[0][1][0].abs().max()) > 0
+
+
+def test_conv_bn_act_folds_only_when_nothing_could_tell():
+    model = make("pointnet")
+    block = model.get_submodule("features.4")
+    x = torch.randn(2, block.conv.in_channels, 20)
+    assert block._can_fold(x)
+    model.train()
+    assert not block._can_fold(x)  # batch statistics: the reference path
+    model.eval()
+    with capture(model, "features.4.bn"):
+        assert not block._can_fold(x)  # a hook inside must see the un-activated batch-norm output
+    pts = cloud(2, 20)
+    with capture(model, "features.4") as acts:
+        assert block._can_fold(x)  # a hook on the block sees the same output either way
+        model(pts)
+    ref = acts["features.4"].output
+    _fold_all(model, False)
+    with capture(model, "features.4") as acts:
+        model(pts)
+    torch.testing.assert_close(ref, acts["features.4"].output, rtol=1e-5, atol=1e-5)
+    assert not block._can_fold(torch.randn(2, block.conv.in_channels))  # wrong rank: the reference path raises
+
+
+def test_pointnet_folded_forward_and_input_gradient_equal_the_reference():
+    model = make("pointnet").double()
+    randomize_batchnorm(model)
+    x = cloud(3, 50).double()
+    res = []
+    for on in (True, False):
+        _fold_all(model, on)
+        xi = x.clone().requires_grad_(True)
+        out = model.forward_head(model.forward_features(xi))
+        g, = torch.autograd.grad(out[:, 2].sum(), xi)
+        res.append((out.detach(), g))
+    torch.testing.assert_close(res[0][0], res[1][0], rtol=0, atol=1e-10)
+    torch.testing.assert_close(res[0][1], res[1][1], rtol=0, atol=1e-10)

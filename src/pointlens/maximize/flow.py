@@ -90,11 +90,13 @@ def layer_descriptor(act: torch.Tensor, reduce: str = "both") -> torch.Tensor:
     if act.dim() == 2:
         return act
     flat = act.reshape(act.shape[0], act.shape[1], -1)
+    # max(dim) rather than amax: the same value; its backward scatters into the arg-max (one point per channel)
+    # instead of comparing the whole activation with its maximum (amax shares the gradient among exact ties)
     if reduce == "max":
-        return flat.amax(-1)
+        return flat.max(-1).values
     if reduce == "mean":
         return flat.mean(-1)
-    return torch.cat([flat.amax(-1), flat.mean(-1)], 1)
+    return torch.cat([flat.max(-1).values, flat.mean(-1)], 1)
 
 
 @dataclass
