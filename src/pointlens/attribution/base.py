@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from pointlens.errors import bad_argument
-from pointlens.models.hooks import preserve_model_state
+from pointlens.models.hooks import capture, preserve_model_state
 from pointlens.utils.validate import as_points, as_target, check_int
 
 
@@ -195,6 +195,33 @@ class Attribution:
         if target is None:
             return logits.detach().argmax(dim=-1)
         return as_target(target, logits.shape[0], logits.shape[1]).to(logits.device)
+
+    def _layer_gradients(self, x: torch.Tensor, target: torch.Tensor | None, layer: str, use: str, check=None):
+        """For each chunk of ``batch_size`` inputs: the named layer's activations (``"input"`` or ``"output"``)
+        and the gradient of the target logit with respect to them (the shared loop of Grad-CAM on points and on
+        images).
+
+        Args:
+            x: ``(B, ...)`` model inputs; target: ``(B,)`` classes or None (the prediction).
+            layer, use: where :func:`~pointlens.models.hooks.capture` reads the activations.
+            check: optional ``check(acts, chunk)`` that raises a named error for unusable activations.
+
+        Yields:
+            ``(activations, gradient)``, both detached, of the layer's shape for that chunk.
+        """
+        with torch.enable_grad():
+            for s in range(0, x.shape[0], self.batch_size):
+                xr = x[s:s + self.batch_size].detach().requires_grad_(True)
+                with capture(self.model, layer) as rec:
+                    logits = self._forward(xr)
+                t = self._resolve(logits, None if target is None else target[s:s + self.batch_size])
+                acts = getattr(rec[layer], use)
+                if check is not None:
+                    check(acts, xr)
+                if not isinstance(acts, torch.Tensor) or not acts.requires_grad:
+                    raise bad_argument("layer", layer, "a layer whose activations depend on the input")
+                (g,) = torch.autograd.grad(select(logits, t).sum(), acts)
+                yield acts.detach(), g
 
     def _predict(self, x: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
         """Resolve the target of every cloud of ``x`` (a no-grad forward pass when ``target`` is None)."""

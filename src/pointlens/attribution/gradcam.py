@@ -5,11 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pointlens.attribution.base import select
 from pointlens.attribution.gradient import GradientAttribution
 from pointlens.attribution.occlusion import _to_bcn, resolve_layer_options
-from pointlens.errors import bad_argument
-from pointlens.models.hooks import capture
 
 
 class PointGradCAM(GradientAttribution):
@@ -47,18 +44,9 @@ class PointGradCAM(GradientAttribution):
     def _attribute(self, x, target):
         n = x.shape[1]
         out = []
-        with torch.enable_grad():
-            for s in range(0, x.shape[0], self.batch_size):
-                xr = x[s:s + self.batch_size].detach().requires_grad_(True)
-                with capture(self.model, self.layer) as rec:
-                    logits = self._forward(xr)
-                t = self._resolve(logits, None if target is None else target[s:s + self.batch_size])
-                acts = getattr(rec[self.layer], self.use)
-                if not isinstance(acts, torch.Tensor) or not acts.requires_grad:
-                    raise bad_argument("layer", self.layer, "a layer whose activations depend on the points")
-                (g,) = torch.autograd.grad(select(logits, t).sum(), acts)
-                a = _to_bcn(acts.detach(), self.layout, n, self.layer, "layer")
-                g = _to_bcn(g, self.layout, n, self.layer, "layer")
-                cam = (g.mean(dim=2, keepdim=True) * a).sum(1)
-                out.append(cam.clamp_min(0) if self.relu else cam)
+        for acts, g in self._layer_gradients(x, target, self.layer, self.use):
+            a = _to_bcn(acts, self.layout, n, self.layer, "layer")
+            g = _to_bcn(g, self.layout, n, self.layer, "layer")
+            cam = (g.mean(dim=2, keepdim=True) * a).sum(1)
+            out.append(cam.clamp_min(0) if self.relu else cam)
         return torch.cat(out)

@@ -7,11 +7,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pointlens.attribution.base import broadcast_baseline, select
+from pointlens.attribution.base import broadcast_baseline
 from pointlens.attribution.gradient import GradientAttribution, integration_rule
 from pointlens.attribution.image.base import ImageAttribution, upsample
 from pointlens.errors import bad_argument
-from pointlens.models.hooks import capture, get_layer
+from pointlens.models.hooks import get_layer
 from pointlens.utils.validate import check_choice
 
 
@@ -179,21 +179,14 @@ class ImageGradCAM(ImageAttribution):
         return upsample(cam, tuple(x.shape[-2:]), mode=self.interpolation)
 
     def _cam(self, x, target):
+        def spatial(acts, xr):
+            if not isinstance(acts, torch.Tensor) or acts.dim() != 4 or acts.shape[0] != xr.shape[0]:
+                shape = tuple(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__
+                raise bad_argument("layer", f"{self.layer!r} with activations {shape}",
+                                   "a layer with spatial activations (B, K, h, w)")
+
         out = []
-        with torch.enable_grad():
-            for s in range(0, x.shape[0], self.batch_size):
-                xr = x[s:s + self.batch_size].detach().requires_grad_(True)
-                with capture(self.model, self.layer) as rec:
-                    logits = self._forward(xr)
-                t = self._resolve(logits, None if target is None else target[s:s + self.batch_size])
-                acts = getattr(rec[self.layer], self.use)
-                if not isinstance(acts, torch.Tensor) or acts.dim() != 4 or acts.shape[0] != xr.shape[0]:
-                    shape = tuple(acts.shape) if isinstance(acts, torch.Tensor) else type(acts).__name__
-                    raise bad_argument("layer", f"{self.layer!r} with activations {shape}",
-                                       "a layer with spatial activations (B, K, h, w)")
-                if not acts.requires_grad:
-                    raise bad_argument("layer", self.layer, "a layer whose activations depend on the image")
-                (g,) = torch.autograd.grad(select(logits, t).sum(), acts)
-                cam = (g.mean(dim=(2, 3), keepdim=True) * acts.detach()).sum(1)
-                out.append(cam.clamp_min(0) if self.relu else cam)
+        for acts, g in self._layer_gradients(x, target, self.layer, self.use, check=spatial):
+            cam = (g.mean(dim=(2, 3), keepdim=True) * acts).sum(1)
+            out.append(cam.clamp_min(0) if self.relu else cam)
         return torch.cat(out)
