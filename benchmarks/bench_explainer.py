@@ -15,6 +15,7 @@ when it was interrupted; the same commands as docs/explainer.md):
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -45,8 +46,11 @@ def _classifier(quick: bool, runs: Path = RUNS, model_name: str = "pointnet", ep
     tr = load_dataset(DATA, split="train", num_points=POINTS, limit=n)
     te = load_dataset(DATA, split="test", num_points=POINTS, limit=n)
     cfg = TrainConfig(model=model_name, epochs=epochs, batch_size=32)
-    if not ck.is_file():  # an existing checkpoint is used as it is (its epoch count is reported)
+    done = len(json.loads((out / "history.json").read_text())) if (out / "history.json").is_file() else 0
+    if not ck.is_file():
         train(cfg, tr, te, out_dir=out)
+    elif done < epochs:  # an interrupted run continues where it stopped (a finished one is reused as it is)
+        train(cfg, tr, te, out_dir=out, resume=True)
     loaded = load_checkpoint(ck)
     model = loaded.model.eval()
     ev = evaluate(model, te)
