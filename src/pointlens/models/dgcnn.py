@@ -121,11 +121,7 @@ class EdgeConv(nn.Module):
         w = block.conv.weight.flatten(1)  # (C_out, 2 C_in)
         c_in = w.shape[1] // 2
         w1, w2 = w[:, :c_in], w[:, c_in:]
-        bn = block.bn
-        a = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        b = bn.bias - a * bn.running_mean
-        if block.conv.bias is not None:
-            b = b + a * block.conv.bias
+        a, b = block.eval_affine()
         sign = torch.sign(a).unsqueeze(1)  # (C_out, 1)
         nb = torch.matmul(w1 * sign, x).transpose(1, 2)  # (B, N, C_out): sign(a) W1 x_j
         best = gather_points(nb, feature_knn(x, self.k)).amax(dim=2).transpose(1, 2)  # (B, C_out, N)

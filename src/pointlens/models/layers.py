@@ -98,7 +98,9 @@ class ConvBNAct(nn.Module):
                 and conv.groups == 1 and x.dim() == len(conv.kernel_size) + 2
                 and not is_observed(conv, bn, self.act))
 
-    def _folded(self, x: torch.Tensor) -> torch.Tensor:
+    def eval_affine(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The convolution's bias and the eval-mode batch norm as one per-channel map ``z -> scale z + shift`` of
+        the bias-free convolution output ``z = W x``. Shapes: ``((C_out,), (C_out,))``; needs running statistics."""
         conv, bn = self.conv, self.bn
         scale = torch.rsqrt(bn.running_var + bn.eps)
         shift = -bn.running_mean * scale
@@ -107,7 +109,11 @@ class ConvBNAct(nn.Module):
             shift = bn.weight * shift + bn.bias
         if conv.bias is not None:
             shift = shift + scale * conv.bias
-        z = torch.matmul(conv.weight.flatten(1) * scale[:, None], x.flatten(2)) + shift[:, None]
+        return scale, shift
+
+    def _folded(self, x: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.eval_affine()
+        z = torch.matmul(self.conv.weight.flatten(1) * scale[:, None], x.flatten(2)) + shift[:, None]
         return self.act(z.view(x.shape[0], z.shape[1], *x.shape[2:]))
 
 
