@@ -203,3 +203,56 @@ def test_continuity_equals_the_full_distance_matrix_value_and_gradient(k):
     gb, = torch.autograd.grad(vb.sum(), b)
     assert torch.isfinite(ga).all()
     torch.testing.assert_close(ga, gb, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["naive", "generative"])
+def test_contrast_objective_closed_form(method):
+    """At step 0 the objective is -f_t - contrast * log softmax_t (regularisers off), per sample."""
+    m = tiny()
+    pts, lab = data()
+    extra = {"bounds": 0.0} if method == "naive" else {
+        "autoencoder": PointAutoencoder(num_points=N, latent=8, decoder=(16, 32)).eval()}
+    for c in (0.0, 2.5):
+        res = maximize(m, 1, method, samples=2, steps=0, seed=3, points=N, data=pts, data_labels=lab,
+                       contrast=c, **extra)
+        with torch.no_grad():
+            logits = m(res.clouds).double()
+        want = -logits[:, 1] - c * logits.log_softmax(1)[:, 1]
+        assert torch.allclose(res.trace["objective"][0].double(), want, atol=1e-5)
+        assert torch.allclose(res.trace["prob"][0].double(), logits.softmax(1)[:, 1], atol=1e-6)
+
+
+def test_contrast_zero_is_the_logit_objective():
+    """contrast=0 gives exactly the default run's clouds; a positive contrast changes them."""
+    m = tiny()
+    pts, lab = data()
+    base = maximize(m, 1, "naive", samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab)
+    zero = maximize(m, 1, "naive", samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab, contrast=0)
+    ce = maximize(m, 1, "naive", samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab, contrast=5)
+    assert torch.equal(base.clouds, zero.clouds)
+    assert not torch.allclose(base.clouds, ce.clouds)
+
+
+def test_keep_best_returns_the_best_assigned_iterate():
+    """keep="best": each sample's cloud is the iterate of its recorded step (re-running with that many steps
+    gives the same cloud), and that step has the highest target logit among the steps assigned to the target."""
+    m = tiny()
+    pts, lab = data()
+    kw = dict(samples=3, seed=1, points=N, data=pts, data_labels=lab, lr=0.05)
+    res = maximize(m, 0, "naive", steps=12, keep="best", **kw)
+    assert res.step.shape == (3,)
+    last = maximize(m, 0, "naive", steps=12, **kw)
+    assert torch.equal(last.step, torch.full((3,), 12))
+    for i in range(3):
+        st = int(res.step[i])
+        again = maximize(m, 0, "naive", steps=st, **kw)
+        assert torch.allclose(res.clouds[i], again.clouds[i], atol=1e-6)
+        with torch.no_grad():
+            logits = m(torch.stack([maximize(m, 0, "naive", steps=j, **kw).clouds[i] for j in range(13)]))
+        won = logits.argmax(1) == 0
+        score = torch.where(won, logits[:, 0], torch.full_like(logits[:, 0], -float("inf")))
+        if not won.any():
+            score = logits[:, 0]
+        assert st == int(score.argmax())
+    with pytest.raises(InvalidArgumentError, match="keep"):
+        maximize(m, 0, "naive", steps=1, keep="first", **kw)

@@ -226,9 +226,10 @@ def _run_maximize(args, model, reference, methods, classes, names, generate, fol
             clouds.append(res.clouds)
             targets.append(res.target)
             near.append(real[idx[:, 0]])
-            probs = res.trace["prob"][-1]
+            probs = res.trace["prob"][res.step, torch.arange(len(res.step))]  # of the returned iterate (keep)
             titles += [f"{names[c]} #{i} ({method}, p={float(probs[i]):.2f})" for i in range(len(res.clouds))]
             arrays[f"{method}_{names[c]}_logit_trace"] = res.trace["logit"]
+            arrays[f"{method}_{names[c]}_step"] = res.step
         timing[method] = time.perf_counter() - t0
         arrays[f"{method}_clouds"] = torch.cat(clouds)
         arrays[f"{method}_target"] = torch.cat(targets)

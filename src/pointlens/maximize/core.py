@@ -18,6 +18,13 @@ Objectives (minimised; ``t`` = target, ``f_t`` = its logit, ``x`` = the cloud ``
 ``C(x)`` = mean over points of the squared mean distance to the ``knn`` nearest other points (continuity: no
 outliers, no scattered points); ``B(x)`` = mean over points of the squared distance outside the data's
 axis-aligned box ``[lo, hi]`` (0 inside). Adam on the variables; ``steps`` steps.
+
+Every method also takes ``contrast`` (default 0, the papers' objective): adds ``contrast * CE_t(x)``, the
+cross-entropy ``logsumexp_j f_j(x) - f_t(x)``, which pushes down the classes that still beat the target (twin
+classes raise their logits together with the target's) and vanishes once the target wins clearly; and ``keep``:
+``"last"`` (default) returns the final iterate, ``"best"`` per sample the iterate the classifier assigns to the
+target with the highest target logit (the highest-logit iterate where none is assigned) — Tan 2023's "keep the
+highest-activation sample".
 """
 
 from __future__ import annotations
@@ -41,14 +48,15 @@ __all__ = ["AMResult", "DEFAULTS", "METHODS", "maximize", "class_medoid", "conti
 METHODS = ("naive", "generative", "flow")
 
 DEFAULTS = {
-    "naive": dict(steps=200, lr=0.01, init="noise", l2=0.0, continuity=0.0, bounds=10.0, knn=8),
+    "naive": dict(steps=200, lr=0.01, init="noise", l2=0.0, continuity=0.0, bounds=10.0, knn=8, contrast=0.0,
+                  keep="last"),
     "flow": dict(steps=200, lr=0.01, init="noise", flow=1.0, continuity=10.0, bounds=10.0, knn=8,
-                 std_floor=0.1),
-    "generative": dict(steps=200, lr=0.01, init="mean", prior=0.0, init_noise=0.5),
+                 std_floor=0.1, contrast=0.0, keep="last"),
+    "generative": dict(steps=200, lr=0.01, init="mean", prior=0.0, init_noise=0.5, contrast=0.0, keep="last"),
 }
 """Default options per method (see docs/maximize.md for why)."""
 
-_COMMON = {"steps", "lr", "points", "data", "data_labels", "bounds_box", "keep"}
+_COMMON = {"steps", "lr", "points", "data", "data_labels", "bounds_box", "keep", "contrast"}
 _ALLOWED = {
     "naive": _COMMON | {"init", "l2", "continuity", "bounds", "knn"},
     "flow": _COMMON | {"init", "flow", "flow_stats", "continuity", "bounds", "knn", "std_floor"},
@@ -68,6 +76,8 @@ class AMResult:
             step's update; the last row is the final clouds).
         options: every option in effect (defaults filled in).
         latent: ``(S, latent)`` final latent codes (generative AM only).
+        step: ``(S,)`` the step each returned cloud comes from (``steps`` = the final iterate; earlier with
+            ``keep="best"``).
     """
 
     clouds: torch.Tensor
@@ -76,6 +86,7 @@ class AMResult:
     trace: dict
     options: dict = field(default_factory=dict)
     latent: torch.Tensor | None = None
+    step: torch.Tensor | None = None
 
 
 # --------------------------------------------------------------------------------------------- regularisers
@@ -136,7 +147,8 @@ def _options(method: str, options: dict, steps) -> dict:
         opts["steps"] = steps
     opts["steps"] = check_int("steps", opts["steps"], minimum=0)
     opts["lr"] = check_float("lr", opts["lr"], minimum=0.0, strict_min=True)
-    for k in ("l2", "continuity", "bounds", "flow", "prior", "init_noise", "std_floor"):
+    opts["keep"] = check_choice("keep", opts["keep"], ("last", "best"))
+    for k in ("l2", "continuity", "bounds", "flow", "prior", "init_noise", "std_floor", "contrast"):
         if k in opts:
             opts[k] = check_float(k, opts[k], minimum=0.0)
     if "knn" in opts:
@@ -216,7 +228,9 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
         progress_desc: label of the progress bar.
         **options: the method's options (:data:`DEFAULTS` lists each method's defaults):
 
-            * all: ``lr`` (Adam learning rate), ``data`` (``(M, N', 3)`` real training clouds) with
+            * all: ``lr`` (Adam learning rate), ``contrast`` (weight of the target's cross-entropy; 0 = the
+              pure logit objective), ``keep`` (``"last"`` iterate or ``"best"``: per sample the iterate assigned
+              to the target with the highest target logit), ``data`` (``(M, N', 3)`` real training clouds) with
               ``data_labels`` (``(M,)``; without it ``data`` is taken as the target class's clouds),
               ``bounds_box`` (``(lo, hi)``, default the data's per-axis min/max or ``[-1, 1]``);
             * naive: ``init`` (``"noise"`` uniform in the ball inscribed in the box; ``"mean"`` the class's
@@ -298,8 +312,11 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
         else:
             logits = model(x)
         logit = logits.gather(1, tgt[:, None])[:, 0]
-        prob = logits.softmax(1).gather(1, tgt[:, None])[:, 0]
+        logp = logits.log_softmax(1).gather(1, tgt[:, None])[:, 0]
+        won = logits.argmax(1) == tgt
         loss = -logit
+        if opts["contrast"]:
+            loss = loss - opts["contrast"] * logp
         if method == "generative":
             if opts["prior"]:
                 zs = (v - latent_mean.to(v.device)) / latent_std.to(v.device)
@@ -315,11 +332,11 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
                 al = torch.stack([(((layer_descriptor(acts[ln].output, flow.reduce) - mu[ln]) / (sd[ln] + eps[ln]))
                                    ** 2).mean(1) for ln in layers]).mean(0)
                 loss = loss + opts["flow"] * al
-        return loss, logit, prob
+        return loss, logit, logp.exp(), won
 
     trace = {"objective": [], "logit": [], "prob": []}
     models = [model] + ([ae] if ae is not None else [])
-    with preserve_model_state(model):
+    with preserve_model_state(model), torch.enable_grad():  # works inside a caller's torch.no_grad() too
         ctx = preserve_model_state(ae) if ae is not None else preserve_model_state(nn.Module())
         with ctx:
             for m in models:
@@ -327,24 +344,53 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
                 for p in m.parameters():
                     p.requires_grad_(False)
             opt = torch.optim.Adam([var], lr=opts["lr"])
-            for _ in progress(range(opts["steps"]), desc=progress_desc or f"{method} AM ({s} samples)"):
-                loss, logit, prob = objective(var)
+            best = _BestIterate(var) if opts["keep"] == "best" else None
+            for step in progress(range(opts["steps"]), desc=progress_desc or f"{method} AM ({s} samples)"):
+                loss, logit, prob, won = objective(var)
                 trace["objective"].append(loss.detach().cpu())
                 trace["logit"].append(logit.detach().cpu())
                 trace["prob"].append(prob.detach().cpu())
+                if best is not None:
+                    best.offer(var, logit, won, step)
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 opt.step()
             with torch.no_grad():
-                loss, logit, prob = objective(var)
+                loss, logit, prob, won = objective(var)
+                kept = torch.full((s,), opts["steps"], dtype=torch.long)
+                trace["objective"].append(loss.detach().cpu())
+                trace["logit"].append(logit.detach().cpu())
+                trace["prob"].append(prob.detach().cpu())
+                if best is not None:
+                    best.offer(var, logit, won, opts["steps"])
+                    var, kept = best.value, best.step
                 clouds = decode(var).detach().float().cpu()
-    trace["objective"].append(loss.detach().cpu())
-    trace["logit"].append(logit.detach().cpu())
-    trace["prob"].append(prob.detach().cpu())
     trace = {k: torch.stack(v).float() for k, v in trace.items()}
     shown = {k: v for k, v in opts.items() if k not in ("data", "data_labels", "flow_stats", "autoencoder")}
     if flow is not None:
         shown["flow_layers"] = list(flow.layers)
         shown["flow_reduce"] = flow.reduce
     return AMResult(clouds, tgt.cpu(), method, trace, shown,
-                    var.detach().cpu() if method == "generative" else None)
+                    var.detach().cpu() if method == "generative" else None, kept)
+
+
+class _BestIterate:
+    """Per sample the best iterate seen so far: assigned to the target beats not assigned, then the higher
+    target logit wins (ties keep the earlier step)."""
+
+    def __init__(self, var: torch.Tensor):
+        s = var.shape[0]
+        self.value = var.detach().clone()
+        self.logit = torch.full((s,), -float("inf"), device=var.device)
+        self.won = torch.zeros(s, dtype=torch.bool, device=var.device)
+        self.step = torch.zeros(s, dtype=torch.long)
+
+    @torch.no_grad()
+    def offer(self, var: torch.Tensor, logit: torch.Tensor, won: torch.Tensor, step: int) -> None:
+        """Consider ``var (S, ...)`` with its target ``logit (S,)`` and ``won (S,)`` (assigned to the target)."""
+        logit, won = logit.detach().to(self.logit.device), won.to(self.won.device)
+        better = (won & ~self.won) | ((won == self.won) & (logit > self.logit))
+        self.value[better] = var.detach()[better]
+        self.logit[better] = logit[better]
+        self.won[better] = won[better]
+        self.step[better.cpu()] = step
