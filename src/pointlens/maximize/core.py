@@ -20,8 +20,8 @@ outliers, no scattered points); ``B(x)`` = mean over points of the squared dista
 axis-aligned box ``[lo, hi]`` (0 inside). Adam on the variables; ``steps`` steps.
 
 Every method also takes ``contrast`` (default 0, the papers' objective): adds ``contrast * CE_t(x)``, the
-cross-entropy ``logsumexp_j f_j(x) - f_t(x)``, which pushes down the classes that still beat the target (twin
-classes raise their logits together with the target's) and vanishes once the target wins clearly; and ``keep``:
+cross-entropy ``logsumexp_j f_j(x) - f_t(x)``, which pushes down the classes that still beat the target (classes
+whose logits rise together with the target's) and vanishes once the target wins clearly; and ``keep``:
 ``"last"`` (default) returns the final iterate, ``"best"`` per sample the iterate the classifier assigns to the
 target with the highest target logit (the highest-logit iterate where none is assigned) — Tan 2023's "keep the
 highest-activation sample".
@@ -345,24 +345,23 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
                     p.requires_grad_(False)
             opt = torch.optim.Adam([var], lr=opts["lr"])
             best = _BestIterate(var) if opts["keep"] == "best" else None
-            for step in progress(range(opts["steps"]), desc=progress_desc or f"{method} AM ({s} samples)"):
-                loss, logit, prob, won = objective(var)
-                trace["objective"].append(loss.detach().cpu())
-                trace["logit"].append(logit.detach().cpu())
-                trace["prob"].append(prob.detach().cpu())
+
+            def record(step, loss, logit, prob, won):
+                for key, val in (("objective", loss), ("logit", logit), ("prob", prob)):
+                    trace[key].append(val.detach().cpu())
                 if best is not None:
                     best.offer(var, logit, won, step)
+                return loss
+
+            for step in progress(range(opts["steps"]), desc=progress_desc or f"{method} AM ({s} samples)"):
+                loss = record(step, *objective(var))
                 opt.zero_grad(set_to_none=True)
                 loss.sum().backward()
                 opt.step()
             with torch.no_grad():
-                loss, logit, prob, won = objective(var)
+                record(opts["steps"], *objective(var))
                 kept = torch.full((s,), opts["steps"], dtype=torch.long)
-                trace["objective"].append(loss.detach().cpu())
-                trace["logit"].append(logit.detach().cpu())
-                trace["prob"].append(prob.detach().cpu())
                 if best is not None:
-                    best.offer(var, logit, won, opts["steps"])
                     var, kept = best.value, best.step
                 clouds = decode(var).detach().float().cpu()
     trace = {k: torch.stack(v).float() for k, v in trace.items()}
