@@ -18,7 +18,7 @@ from pointlens.maximize import (
     maximize,
     train_autoencoder,
 )
-from pointlens.maximize.core import continuity, outside_bounds
+from pointlens.maximize.core import DEFAULTS, continuity, outside_bounds
 from pointlens.maximize.flow import check_layers, layer_descriptor
 from pointlens.models import create_model
 
@@ -222,15 +222,20 @@ def test_contrast_objective_closed_form(method):
         assert torch.allclose(res.trace["prob"][0].double(), logits.softmax(1)[:, 1], atol=1e-6)
 
 
-def test_contrast_zero_is_the_logit_objective():
-    """contrast=0 gives exactly the default run's clouds; a positive contrast changes them."""
+def test_contrast_defaults_per_method():
+    """Naive AM's default objective is logit + 1 * cross-entropy (the same clouds as an explicit contrast=1, other
+    clouds than contrast=0); FlowAM and generative AM default to the pure logit (contrast=0)."""
     m = tiny()
     pts, lab = data()
-    base = maximize(m, 1, "naive", samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab)
-    zero = maximize(m, 1, "naive", samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab, contrast=0)
-    ce = maximize(m, 1, "naive", samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab, contrast=5)
-    assert torch.equal(base.clouds, zero.clouds)
-    assert not torch.allclose(base.clouds, ce.clouds)
+    kw = dict(samples=3, steps=15, seed=0, points=N, data=pts, data_labels=lab)
+    base = maximize(m, 1, "naive", **kw)
+    one = maximize(m, 1, "naive", contrast=1, **kw)
+    zero = maximize(m, 1, "naive", contrast=0, **kw)
+    assert torch.equal(base.clouds, one.clouds)
+    assert not torch.allclose(base.clouds, zero.clouds)
+    assert DEFAULTS["naive"]["contrast"] == 1.0
+    assert DEFAULTS["flow"]["contrast"] == DEFAULTS["generative"]["contrast"] == 0.0
+    assert all(d["keep"] == "best" for d in DEFAULTS.values())
 
 
 def test_keep_best_returns_the_best_assigned_iterate():
@@ -239,16 +244,17 @@ def test_keep_best_returns_the_best_assigned_iterate():
     m = tiny()
     pts, lab = data()
     kw = dict(samples=3, seed=1, points=N, data=pts, data_labels=lab, lr=0.05)
-    res = maximize(m, 0, "naive", steps=12, keep="best", **kw)
+    res = maximize(m, 0, "naive", steps=12, **kw)  # keep="best" is the default
     assert res.step.shape == (3,)
-    last = maximize(m, 0, "naive", steps=12, **kw)
+    last = maximize(m, 0, "naive", steps=12, keep="last", **kw)
     assert torch.equal(last.step, torch.full((3,), 12))
     for i in range(3):
         st = int(res.step[i])
-        again = maximize(m, 0, "naive", steps=st, **kw)
+        again = maximize(m, 0, "naive", steps=st, keep="last", **kw)
         assert torch.allclose(res.clouds[i], again.clouds[i], atol=1e-6)
         with torch.no_grad():
-            logits = m(torch.stack([maximize(m, 0, "naive", steps=j, **kw).clouds[i] for j in range(13)]))
+            logits = m(torch.stack([maximize(m, 0, "naive", steps=j, keep="last", **kw).clouds[i]
+                                    for j in range(13)]))
         won = logits.argmax(1) == 0
         score = torch.where(won, logits[:, 0], torch.full_like(logits[:, 0], -float("inf")))
         if not won.any():

@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--steps", type=int, default=None, help="optimisation steps (default the method's, 200)")
     p.add_argument("--lr", type=float, default=None, help="Adam learning rate (default the method's)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="a method option, e.g. continuity=10 or init=mean (repeatable; see docs/maximize.md)")
+                   help="a method option, e.g. continuity=10, init=mean, contrast=0 (naive AM with the logit alone) or "
+                        "keep=last (the final iterate instead of the best) (repeatable; see docs/maximize.md)")
     p.add_argument("--autoencoder", default=None, metavar="AE",
                    help="autoencoder checkpoint or run folder for generative AM (pointlens autoencoder train)")
     p.add_argument("--flow-layers", default=None, help="comma-separated layers FlowAM aligns (default: see docs)")

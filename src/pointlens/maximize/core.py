@@ -19,12 +19,14 @@ Objectives (minimised; ``t`` = target, ``f_t`` = its logit, ``x`` = the cloud ``
 outliers, no scattered points); ``B(x)`` = mean over points of the squared distance outside the data's
 axis-aligned box ``[lo, hi]`` (0 inside). Adam on the variables; ``steps`` steps.
 
-Every method also takes ``contrast`` (default 0, the papers' objective): adds ``contrast * CE_t(x)``, the
-cross-entropy ``logsumexp_j f_j(x) - f_t(x)``, which pushes down the classes that still beat the target (classes
-whose logits rise together with the target's) and vanishes once the target wins clearly; and ``keep``:
-``"last"`` (default) returns the final iterate, ``"best"`` per sample the iterate the classifier assigns to the
-target with the highest target logit (the highest-logit iterate where none is assigned) — Tan 2023's "keep the
-highest-activation sample".
+Every method also takes ``contrast``: adds ``contrast * CE_t(x)``, the cross-entropy
+``logsumexp_j f_j(x) - f_t(x)``, which pushes down the classes that still beat the target (classes whose logits
+rise together with the target's) and vanishes once the target wins clearly. Default 1 for naive AM (on raw
+coordinates nothing else stops a co-rising class from winning: with the logit alone naive AM reached 64 % success
+on a ShapeParts DGCNN, 100 % with it), 0 for FlowAM and generative AM (the papers' pure-logit objective; their
+alignment term / decoder already keep the target). And ``keep``: ``"best"`` (default, Tan 2023's "keep the
+highest-activation sample") returns per sample the iterate the classifier assigns to the target with the highest
+target logit (the highest-logit iterate where none is assigned); ``"last"`` the final iterate.
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ __all__ = ["AMResult", "DEFAULTS", "METHODS", "maximize", "class_medoid", "conti
 METHODS = ("naive", "generative", "flow")
 
 DEFAULTS = {
-    "naive": dict(steps=200, lr=0.01, init="noise", l2=0.0, continuity=0.0, bounds=10.0, knn=8, contrast=0.0,
-                  keep="last"),
+    "naive": dict(steps=200, lr=0.01, init="noise", l2=0.0, continuity=0.0, bounds=10.0, knn=8, contrast=1.0,
+                  keep="best"),
     "flow": dict(steps=200, lr=0.01, init="noise", flow=1.0, continuity=10.0, bounds=10.0, knn=8,
-                 std_floor=0.1, contrast=0.0, keep="last"),
-    "generative": dict(steps=200, lr=0.01, init="mean", prior=0.0, init_noise=0.5, contrast=0.0, keep="last"),
+                 std_floor=0.1, contrast=0.0, keep="best"),
+    "generative": dict(steps=200, lr=0.01, init="mean", prior=0.0, init_noise=0.5, contrast=0.0, keep="best"),
 }
 """Default options per method (see docs/maximize.md for why)."""
 
@@ -229,8 +231,9 @@ def maximize(model: nn.Module, target, method: str = "flow", *, samples: int = 4
         **options: the method's options (:data:`DEFAULTS` lists each method's defaults):
 
             * all: ``lr`` (Adam learning rate), ``contrast`` (weight of the target's cross-entropy; 0 = the
-              pure logit objective), ``keep`` (``"last"`` iterate or ``"best"``: per sample the iterate assigned
-              to the target with the highest target logit), ``data`` (``(M, N', 3)`` real training clouds) with
+              pure logit objective; default 1 for naive AM, 0 otherwise), ``keep`` (``"best"``, the default: per
+              sample the iterate assigned to the target with the highest target logit; ``"last"``: the final
+              iterate), ``data`` (``(M, N', 3)`` real training clouds) with
               ``data_labels`` (``(M,)``; without it ``data`` is taken as the target class's clouds),
               ``bounds_box`` (``(lo, hi)``, default the data's per-axis min/max or ``[-1, 1]``);
             * naive: ``init`` (``"noise"`` uniform in the ball inscribed in the box; ``"mean"`` the class's
