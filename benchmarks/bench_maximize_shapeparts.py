@@ -28,7 +28,8 @@ def cli(args: list[str], reuse: Path | None = None) -> tuple[str, float]:
     finished run is kept and 0 seconds is returned."""
     if reuse is not None and reuse.is_file():
         return "", 0.0
-    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     t0 = time.perf_counter()
     res = subprocess.run([sys.executable, "-m", "pointlens.cli.main", *args], capture_output=True, text=True, env=env)
     if res.returncode != 0:
@@ -98,7 +99,8 @@ def variant_rows(model: str, ck: Path, points: int, ref: Path | None, base: dict
     gen = sum(json.loads((folder / "metrics.json").read_text()).get("seconds", {}).values())
     rows = [f"Naive AM with the papers' objective, the target logit alone, and the final iterate (`contrast=0, "
             f"keep=last`): `{shown(args)}` ({secs:.0f} s in this call; generation {gen:.0f} s)", "",
-            "| class | naive (default: contrast=1, keep=best) success | naive, contrast=0 + keep=last | Chamfer | FID |",
+            "| class | naive (default: contrast=1, keep=best) success | naive, contrast=0 + keep=last | Chamfer "
+            "| FID |",
             "|---|---|---|---|---|"]
     for c, v in table["naive"].items():
         rows.append(f"| {c} | {fmt(base['naive'][c]['success'], 3)} | {fmt(v['success'], 3)} | {fmt(v['chamfer'])} | "
