@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_maximize_shapeparts import ROOT, ensure_classifier  # noqa: E402
+from bench_maximize_shapeparts import ROOT, am_setup  # noqa: E402
 
 REPS = int(os.environ.get("POINTLENS_BENCH_REPS", "2"))
 
@@ -111,15 +111,12 @@ def same_result(model, pts, lab, stats) -> list[tuple]:
 
 
 def run(quick: bool = False) -> str | None:
-    import numpy as np
     import torch
 
     if not torch.cuda.is_available():
         print("[bench] cuda: no CUDA device here; the stored section is kept", file=sys.stderr)
         return None
-    from pointlens.data import load_dataset
-    from pointlens.maximize import collect_flow, maximize
-    from pointlens.models import load_checkpoint
+    from pointlens.maximize import maximize
 
     name = torch.cuda.get_device_name(0)
     lines = ["## The `--device cuda` paths and activation maximisation on a GPU (issue 11, line 4)", "",
@@ -131,13 +128,8 @@ def run(quick: bool = False) -> str | None:
               "file**.", "", "| command | exit | seconds | result |", "|---|---|---|---|"]
     lines += [f"| `{c}` | {rc} | {s:.1f} | {w} |" for c, rc, s, w in checks]
 
-    ck, _ = ensure_classifier("pointnet", quick)
-    model = load_checkpoint(ck).model.eval()
-    n = 256 if quick else 1024
-    data = load_dataset("shapeparts:n=200" if quick else "shapeparts", split="train", num_points=n)
-    pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels.astype(np.int64))
-    keep = torch.cat([torch.nonzero(lab == c).reshape(-1)[:64] for c in range(data.num_classes)])
-    stats = collect_flow(model, pts[keep], lab[keep], num_classes=data.num_classes)
+    am = am_setup(quick)
+    ck, model, n, pts, lab, stats = am.checkpoint, am.model, am.points, am.pts, am.lab, am.stats
     lines += ["", "Same seed on the CPU and on the GPU (ShapeParts PointNet, 2 samples, `keep=last`, coordinates in "
               "the unit sphere): largest differences.", "",
               "| method | TF32 | target logit at step 0 | coordinates after 1 step | after 50 steps |",

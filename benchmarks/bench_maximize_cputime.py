@@ -16,26 +16,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_maximize_shapeparts import ensure_classifier, load_note  # noqa: E402
+from bench_maximize_shapeparts import am_setup, load_note  # noqa: E402
 
 
 def run(quick: bool = False) -> str:
-    import numpy as np
     import torch
 
-    from pointlens.data import load_dataset
-    from pointlens.maximize import collect_flow, maximize
-    from pointlens.models import load_checkpoint
+    from pointlens.maximize import maximize
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
     load0 = load_note()
-    ck, _ = ensure_classifier("pointnet", quick)
-    model = load_checkpoint(ck).model.eval()
-    n = 256 if quick else 1024
-    data = load_dataset("shapeparts:n=200" if quick else "shapeparts", split="train", num_points=n)
-    pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels.astype(np.int64))
-    keep = torch.cat([torch.nonzero(lab == c).reshape(-1)[:16] for c in range(data.num_classes)])
-    stats = collect_flow(model, pts[keep], lab[keep], num_classes=data.num_classes)
+    am = am_setup(quick, per_class=16)
+    model, n, pts, lab, stats = am.model, am.points, am.pts, am.lab, am.stats
     steps = 3 if quick else 20
     rows = []
     for method in ("flow", "naive"):

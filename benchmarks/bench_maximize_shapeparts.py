@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -178,6 +179,39 @@ def ensure_autoencoder(points: int, quick: bool, data: str = "shapeparts", name:
         cli(args)
     secs = sum(h["seconds"] for h in json.loads(done.read_text())) if done.is_file() else float("nan")
     return folder, shown(args), secs
+
+
+@dataclass
+class AMSetup:
+    """The speed benchmarks' common start: the ShapeParts PointNet, its training clouds and activation flows."""
+    checkpoint: Path
+    model: object       # the PointNet, eval mode
+    points: int         # N
+    num_classes: int
+    pts: object         # (M, N, 3) float tensor
+    lab: object         # (M,) int64 tensor
+    stats: object       # FlowStats from `per_class` real instances of each class
+    flow_seconds: float
+
+
+def am_setup(quick: bool, per_class: int = 64) -> AMSetup:
+    """Load (training it first if needed) the ShapeParts PointNet and collect its activation flows."""
+    import numpy as np
+    import torch
+
+    from pointlens.data import load_dataset
+    from pointlens.maximize import collect_flow
+    from pointlens.models import load_checkpoint
+
+    ck, _ = ensure_classifier("pointnet", quick)
+    model = load_checkpoint(ck).model.eval()
+    n = 256 if quick else 1024
+    data = load_dataset("shapeparts:n=200" if quick else "shapeparts", split="train", num_points=n)
+    pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels.astype(np.int64))
+    keep = torch.cat([torch.nonzero(lab == c).reshape(-1)[:per_class] for c in range(data.num_classes)])
+    t0 = time.perf_counter()
+    stats = collect_flow(model, pts[keep], lab[keep], num_classes=data.num_classes)
+    return AMSetup(ck, model, n, data.num_classes, pts, lab, stats, time.perf_counter() - t0)
 
 
 def run(quick: bool = False) -> str:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_maximize_shapeparts import OUT, ensure_autoencoder, ensure_classifier, load_note  # noqa: E402
+from bench_maximize_shapeparts import OUT, am_setup, ensure_autoencoder, load_note  # noqa: E402
 
 REPS = int(os.environ.get("POINTLENS_BENCH_REPS", "2"))
 
@@ -76,24 +76,14 @@ def flop_bound(model, n: int, quick: bool) -> tuple[float, float, float]:
 
 
 def run(quick: bool = False) -> str:
-    import numpy as np
     import torch
 
-    from pointlens.data import load_dataset
-    from pointlens.maximize import collect_flow, maximize
-    from pointlens.models import load_checkpoint
+    from pointlens.maximize import maximize
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     load0 = load_note()
-    ck, _ = ensure_classifier("pointnet", quick)
-    model = load_checkpoint(ck).model.eval()
-    n = 256 if quick else 1024
-    data = load_dataset("shapeparts:n=200" if quick else "shapeparts", split="train", num_points=n)
-    pts, lab = torch.from_numpy(data.points), torch.from_numpy(data.labels.astype(np.int64))
-    keep = torch.cat([torch.nonzero(lab == c).reshape(-1)[:64] for c in range(data.num_classes)])
-    t0 = time.perf_counter()
-    stats = collect_flow(model, pts[keep], lab[keep], num_classes=data.num_classes)
-    t_flow = time.perf_counter() - t0
+    am = am_setup(quick)
+    ck, model, n, pts, lab, stats = am.checkpoint, am.model, am.points, am.pts, am.lab, am.stats
     steps = 5 if quick else 200
     times = {}
     for rep in range(1 if quick else REPS):
@@ -131,8 +121,8 @@ def run(quick: bool = False) -> str:
               f"would have to run 8/3 = 2.7x more FLOPs per second than one sample: {8 / 3 * f1 / c1 * 1000:.0f} "
               f"GFLOP/s, against the {f8 / c8 * 1000:.0f} measured. On this CPU one sample already keeps the "
               "cores busy; the 3x target assumes an accelerator on which one sample leaves most of the device idle."]
-    lines += ["", f"Activation flows (64 real instances per class, {data.num_classes} classes, 7 layers), collected "
-              f"once: {t_flow:.1f} s.", ""]
+    lines += ["", f"Activation flows (64 real instances per class, {am.num_classes} classes, 7 layers), collected "
+              f"once: {am.flow_seconds:.1f} s.", ""]
     ae_dir, ae_cmd, ae_secs = ensure_autoencoder(n, quick)
     hist = json.loads((ae_dir / "history.json").read_text())
     lines += [f"Autoencoder on ShapeParts (`{ae_cmd}`): {len(hist)} epochs, {ae_secs:.0f} s of training in all.",
