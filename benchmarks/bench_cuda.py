@@ -10,6 +10,14 @@ section). Three parts:
   rounding (the device changes where the work runs, not the result);
 * one FlowAM / naive AM sample against a batch of 8 and 32 (1,024 points, the ShapeParts PointNet trained by
   ``bench_maximize_shapeparts``, 200 steps), each timed after a warm-up, best of ``POINTLENS_BENCH_REPS``.
+
+On a GPU machine whose Python has torch but lacks plotly and trimesh (the lent H200 of these sessions): download
+their wheels here into a git-excluded ``.whl`` folder (``pip download --no-deps --only-binary=:all:
+--python-version 3.12 -d .whl plotly==7.1.0 trimesh==5.2.0``), carry ``.whl`` and
+``runs/bench_maximize/pointnet`` (the trained classifier), and run there::
+
+    python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
+    PYTHONPATH=/tmp/site:$PWD/src python3 benchmarks/run_all.py cuda   # then copy benchmarks/results/cuda.md back
 """
 
 from __future__ import annotations
