@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_maximize_shapeparts import ROOT, am_setup  # noqa: E402
+from bench_maximize_shapeparts import ROOT, am_setup, cli_env  # noqa: E402
 
 REPS = int(os.environ.get("POINTLENS_BENCH_REPS", "2"))
 
@@ -67,8 +67,7 @@ def cli_checks(tmp: Path, device: str = "cuda") -> list[tuple[str, int, float, s
           "--epochs", "1"], "expl_img", "metrics.json"),
         (["recon", "run", "--quick"], "recon", "metrics.json"),
     ]
-    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=path)
+    env = cli_env()
     out = []
     for args, name, result in cmds:
         full = [*args, "--device", device, "--out", str(r / name), "--quiet", "--json"]
@@ -100,6 +99,7 @@ def same_result(model, pts, lab, stats) -> list[tuple]:
     from pointlens.maximize import maximize
 
     rows = []
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     for tf32 in (True, False):
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cuda.matmul.allow_tf32 = tf32
@@ -113,8 +113,7 @@ def same_result(model, pts, lab, stats) -> list[tuple]:
             d0 = float((res["cpu"][1].trace["logit"][0] - res["cuda"][1].trace["logit"][0]).abs().max())
             d1, d50 = (float((res["cpu"][st].clouds - res["cuda"][st].clouds).abs().max()) for st in (1, 50))
             rows.append((method, "on" if tf32 else "off", d0, d1, d50))
-    torch.backends.cudnn.allow_tf32 = True
-    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
     return rows
 
 

@@ -24,15 +24,26 @@ SHARED = Path(os.environ.get("POINTLENS_SHARED_DATA", ROOT.parent / "shared" / "
 KEYS = ("success", "chamfer", "fid", "m_is", "pcams", "diversity")
 
 
+def cli_env() -> dict:
+    """The environment a ``pointlens`` subprocess runs in: this checkout's ``src`` ahead of the caller's
+    PYTHONPATH (which may hold packages installed beside the interpreter's, as on a GPU machine)."""
+    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+
+
+def generation_seconds(folder: Path) -> float:
+    """Seconds a maximize run folder spent generating, all methods together (its metrics.json)."""
+    return sum(json.loads((folder / "metrics.json").read_text()).get("seconds", {}).values())
+
+
 def cli(args: list[str], reuse: Path | None = None) -> tuple[str, float]:
     """Run ``pointlens ARGS``; return (stdout, seconds). With ``reuse`` (a file the run writes) an earlier
     finished run is kept and 0 seconds is returned."""
     if reuse is not None and reuse.is_file():
         return "", 0.0
-    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    env = dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     t0 = time.perf_counter()
-    res = subprocess.run([sys.executable, "-m", "pointlens.cli.main", *args], capture_output=True, text=True, env=env)
+    res = subprocess.run([sys.executable, "-m", "pointlens.cli.main", *args], capture_output=True, text=True,
+                         env=cli_env())
     if res.returncode != 0:
         raise RuntimeError(f"pointlens {' '.join(args)}: {res.stderr[-2000:]}")
     return res.stdout, time.perf_counter() - t0
@@ -97,7 +108,7 @@ def variant_rows(model: str, ck: Path, points: int, ref: Path | None, base: dict
             "--out", str(folder), "--quiet", "--json"] + (["--reference", str(ref)] if ref else [])
     _, secs = cli(args, reuse=folder / "metrics.json")
     table = load_table(folder)
-    gen = sum(json.loads((folder / "metrics.json").read_text()).get("seconds", {}).values())
+    gen = generation_seconds(folder)
     rows = [f"Naive AM with the papers' objective, the target logit alone, and the final iterate (`contrast=0, "
             f"keep=last`): `{shown(args)}` ({secs:.0f} s in this call; generation {gen:.0f} s)", "",
             "| class | naive (default: contrast=1, keep=best) success | naive, contrast=0 + keep=last | Chamfer "
@@ -139,7 +150,7 @@ PLAN = {  # model: (points, train epochs)
 }
 SAMPLES, STEPS = 3, 200  # 200 = the methods' default step count (docs/maximize.md)
 # Earlier measurements (same seeds, samples, classifiers), kept for comparison (BENCHMARKS.md history):
-BEFORE_100_STEPS = ("Before 2026-12-04 18:00 UTC every method maximised the logit alone and returned the last "
+HISTORY = ("Before 2026-12-04 18:00 UTC every method maximised the logit alone and returned the last "
                     "iterate (contrast=0, keep=last). At 100 steps (session 5) success was PointNet naive 100 %, "
                     "FlowAM 92.9 % (coat_rack 0/3, won by its twin lamp), generative 100 %; DGCNN naive 61.9 %, "
                     "FlowAM 78.6 %, generative 78.6 %. At 200 steps (session 8): PointNet 100 % for all three; "
@@ -221,7 +232,7 @@ def run(quick: bool = False) -> str:
                  f"{samples} samples per class, {steps} Adam steps per method "
                  "(lr 0.01), default weights of docs/maximize.md; FID on the OTHER model's global feature "
                  "(PointNet's samples scored by the DGCNN and vice versa).")
-    lines += ["", BEFORE_100_STEPS if not quick else "", ""]
+    lines += ["", HISTORY if not quick else "", ""]
     ckpts, cmds = {}, []
     wanted = os.environ.get("POINTLENS_BENCH_MODELS", ",".join(PLAN)).split(",")
     for model in (m for m in PLAN if m in wanted):
@@ -257,7 +268,7 @@ def run(quick: bool = False) -> str:
             args += ["--classes", CLASSES[model]]
         _, secs = cli(args, reuse=folder / "metrics.json")
         table = load_table(folder)
-        gen_secs = sum(json.loads((folder / "metrics.json").read_text()).get("seconds", {}).values())
+        gen_secs = generation_seconds(folder)
         lines += [f"### {model} ({points} points)", "", f"`{shown(args)}` ({secs:.0f} s in this call, 0 = an "
                   f"earlier run reused; its generation took {gen_secs:.0f} s)", "",
                   "| method | classes | success mean (min) | Chamfer to 5 nearest real | FID | m-IS | PCAMS | "

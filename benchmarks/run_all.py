@@ -52,6 +52,7 @@ def load(name: str):
     path = HERE / f"bench_{name}.py"
     spec = importlib.util.spec_from_file_location(f"bench_{name}", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # as an import would: dataclasses and pickling look a module up there
     spec.loader.exec_module(mod)
     return mod
 
