@@ -67,7 +67,7 @@ def cli_checks(tmp: Path, device: str = "cuda") -> list[tuple[str, int, float, s
           "--epochs", "1"], "expl_img", "metrics.json"),
         (["recon", "run", "--quick"], "recon", "metrics.json"),
     ]
-    env = cli_env()
+    env = cli_env(threads=None)  # the GPU machine's host cores, as torch sets them
     out = []
     for args, name, result in cmds:
         full = [*args, "--device", device, "--out", str(r / name), "--quiet", "--json"]

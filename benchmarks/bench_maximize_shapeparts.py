@@ -24,11 +24,14 @@ SHARED = Path(os.environ.get("POINTLENS_SHARED_DATA", ROOT.parent / "shared" / "
 KEYS = ("success", "chamfer", "fid", "m_is", "pcams", "diversity")
 
 
-def cli_env() -> dict:
+def cli_env(threads: str | None = "2") -> dict:
     """The environment a ``pointlens`` subprocess runs in: this checkout's ``src`` ahead of the caller's
-    PYTHONPATH (which may hold packages installed beside the interpreter's, as on a GPU machine)."""
-    path = os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")]))
-    return dict(os.environ, PYTHONPATH=path, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    PYTHONPATH (which may hold packages installed beside the interpreter's, as on a GPU machine), and
+    OMP_NUM_THREADS = the caller's or ``threads`` (``None``: left to torch)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])))
+    if threads is not None:
+        env.setdefault("OMP_NUM_THREADS", threads)
+    return env
 
 
 def generation_seconds(folder: Path) -> float:
